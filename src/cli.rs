@@ -1,0 +1,416 @@
+//! Command line: `serve`, `migrate`, `healthcheck`, `domain …`, `account …`.
+//! Every command reads the same configuration as `serve`.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, redact_url};
+use crate::crypto::{Keys, random_password};
+use crate::domain::NewAccount;
+use crate::http::{AppState, start};
+use crate::service::Services;
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sipsettings",
+    version,
+    about = "SIP account settings server (sip2sip settings.phtml compatible)"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SIPSETTINGS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (applies migrations first).
+    Serve {
+        /// On an empty store, create example.com / alice@example.com with sample data.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Exit 0 when the configured server answers GET /health.
+    Healthcheck,
+    /// Manage the SIP domains this server serves.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Manage SIP accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCmd {
+    Add { domain: String },
+    List,
+    Remove { domain: String },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct PasswordArgs {
+    /// The SIP password (visible in the process list: prefer --password-file or stdin).
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: Option<String>,
+    /// Read the password from the first line of this file.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCmd {
+    /// Add an account; without a password option one line is read from stdin.
+    Add {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long)]
+        first: Option<String>,
+        #[arg(long)]
+        last: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        timezone: Option<String>,
+        #[arg(long)]
+        mobile: Option<String>,
+        #[arg(long)]
+        pstn_caller_id: Option<String>,
+    },
+    /// Set a new password.
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    Show {
+        address: String,
+    },
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    Block {
+        address: String,
+    },
+    Unblock {
+        address: String,
+    },
+    Remove {
+        address: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (cfg, warnings) = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logging(&cfg, serving);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cfg: &Config, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serving { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log_format.eq_ignore_ascii_case("json") {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn services(cfg: &Config) -> anyhow::Result<Services> {
+    let store = Store::open(cfg).await?;
+    let keys = Keys::load(cfg)?;
+    Ok(Services::new(store, keys, cfg))
+}
+
+fn read_password(p: &PasswordArgs) -> anyhow::Result<String> {
+    let pw = if let Some(pw) = &p.password {
+        pw.clone()
+    } else if let Some(path) = &p.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        text.lines().next().unwrap_or("").to_owned()
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if pw.is_empty() {
+        anyhow::bail!("empty password (use --password, --password-file, or one line on stdin)");
+    }
+    Ok(pw)
+}
+
+async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
+    match cmd {
+        Command::Serve { demo } => serve(cfg, demo).await,
+        Command::Migrate => {
+            let store = Store::connect(&cfg).await?;
+            store.migrate().await?;
+            println!("migrations applied to {}", redact_url(&cfg.database_url()));
+            Ok(())
+        }
+        Command::Healthcheck => healthcheck(&cfg).await,
+        Command::Domain(d) => {
+            let s = services(&cfg).await?;
+            match d {
+                DomainCmd::Add { domain } => {
+                    let d = s.add_domain(&domain).await?;
+                    println!("added domain {}", d.name);
+                }
+                DomainCmd::List => {
+                    for d in s.list_domains().await? {
+                        println!("{}", d.name);
+                    }
+                }
+                DomainCmd::Remove { domain } => {
+                    s.remove_domain(&domain).await?;
+                    println!("removed domain {}", domain.trim().to_ascii_lowercase());
+                }
+            }
+            Ok(())
+        }
+        Command::Account(a) => account_cmd(&cfg, a).await,
+    }
+}
+
+async fn account_cmd(cfg: &Config, cmd: AccountCmd) -> anyhow::Result<()> {
+    let s = services(cfg).await?;
+    match cmd {
+        AccountCmd::Add {
+            address,
+            password,
+            first,
+            last,
+            email,
+            timezone,
+            mobile,
+            pstn_caller_id,
+        } => {
+            let (username, domain) = crate::service::split_address(&address)?;
+            let pw = read_password(&password)?;
+            let a = s
+                .add_account(
+                    NewAccount {
+                        username,
+                        domain,
+                        first_name: first,
+                        last_name: last,
+                        email,
+                        timezone,
+                        mobile_number: mobile,
+                        pstn_caller_id,
+                    },
+                    &pw,
+                )
+                .await?;
+            println!("added account {}", a.address());
+        }
+        AccountCmd::Passwd { address, password } => {
+            let a = s.find_account(&address).await?;
+            let pw = read_password(&password)?;
+            s.set_password(&a, &pw).await?;
+            println!("password changed for {}", a.address());
+        }
+        AccountCmd::Show { address } => {
+            let a = s.find_account(&address).await?;
+            let i = s.identity(&a);
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            println!("account:           {}", i.sip_address);
+            println!(
+                "blocked:           {}",
+                if a.is_blocked() { "yes" } else { "no" }
+            );
+            println!("first name:        {}", show(&i.first));
+            println!("last name:         {}", show(&i.lastname));
+            println!("email:             {}", show(&i.email));
+            println!("timezone:          {}", show(&i.timezone));
+            println!("mobile number:     {}", show(&i.mobile_number));
+            println!("PSTN caller id:    {}", show(&i.pstn_caller_id));
+            println!("no answer timeout: {} s", i.no_answer_timeout);
+            println!(
+                "balance:           {}",
+                crate::util::money_to_string(a.balance)
+            );
+        }
+        AccountCmd::List { domain } => {
+            for a in s.list_accounts(domain.as_deref()).await? {
+                println!(
+                    "{}{}",
+                    a.address(),
+                    if a.is_blocked() { " (blocked)" } else { "" }
+                );
+            }
+        }
+        AccountCmd::Block { address } => {
+            let a = s.find_account(&address).await?;
+            s.set_blocked(&a, true).await?;
+            println!("blocked {}", a.address());
+        }
+        AccountCmd::Unblock { address } => {
+            let a = s.find_account(&address).await?;
+            s.set_blocked(&a, false).await?;
+            println!("unblocked {}", a.address());
+        }
+        AccountCmd::Remove { address } => {
+            let a = s.find_account(&address).await?;
+            s.remove_account(&a).await?;
+            println!("removed {}", a.address());
+        }
+    }
+    Ok(())
+}
+
+/// An address clients on this machine can reach (`0.0.0.0` → `127.0.0.1`).
+fn local_url_host(listen: &str) -> String {
+    listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]")
+}
+
+async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
+    tracing::info!(database = %redact_url(&cfg.database_url()), "opening store");
+    let services = services(&cfg).await?;
+    let host = local_url_host(&cfg.listen);
+    let count = services.count_accounts().await?;
+    let mut banner = String::new();
+    if demo && count == 0 {
+        let pw = random_password();
+        let alice = crate::demo::seed(&services, &pw).await?;
+        let base = format!("http://{host}/settings.phtml");
+        let user = &alice.username;
+        let realm = &alice.domain;
+        banner = format!(
+            "\nDemo account created:\n  SIP account: {addr}\n  password:    {pw}\n\nTry:\n  \
+             curl --digest -u '{user}:{pw}' '{base}?action=get_identity&realm={realm}'\n  \
+             curl --digest -u '{user}:{pw}' '{base}?action=get_history&realm={realm}'\n  \
+             curl --digest -u '{user}:{pw}' '{base}?action=set_dnd_on&duration=30&realm={realm}'\n",
+            addr = alice.address()
+        );
+    } else if demo {
+        banner = "\n--demo: the store already has accounts; demo data was not added again.\n\
+                  Reset a password with: sipsettings account passwd alice@example.com\n"
+            .into();
+    } else if count == 0 {
+        banner = "\nNo SIP account yet. Add one:\n  sipsettings domain add example.com\n  \
+                  sipsettings account add alice@example.com --password 'a secret'\n\
+                  or start with sample data: sipsettings serve --demo\n"
+            .into();
+    }
+    let state = AppState::new(cfg.clone(), services.clone());
+    let mut server = start(state).await?;
+    let addr = server.addr;
+    tracing::info!("listening on http://{addr}");
+    if !banner.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{banner}");
+        let _ = out.flush();
+    }
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        if let Some(tx) = stop {
+            let _ = tx.send(());
+        }
+    });
+    let result = server.wait().await;
+    services.store.close().await;
+    result
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// GET /health over a plain socket (no HTTP client in the image).
+async fn healthcheck(cfg: &Config) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = local_url_host(&cfg.listen);
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(&host).await?;
+        stream
+            .write_all(
+                format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(5), check)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {host} within 5 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot reach {host}: {e}"))?;
+    let status_line = buf.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    if status_line.starts_with(b"HTTP/1.1 200") || status_line.starts_with(b"HTTP/1.0 200") {
+        println!("ok");
+        Ok(())
+    } else {
+        let s =
+            String::from_utf8_lossy(status_line.get(..status_line.len().min(200)).unwrap_or(&[]));
+        anyhow::bail!("unhealthy answer from {host}: {}", s.trim())
+    }
+}

@@ -1,0 +1,200 @@
+//! HTTP: the router, shared state, client addresses, and the server loop.
+
+pub mod params;
+pub mod settings;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::digest::NonceManager;
+use crate::auth::throttle::Throttle;
+use crate::config::{Config, canonical_ip};
+use crate::service::Services;
+use crate::util::now;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub nonces: Arc<NonceManager>,
+    pub throttle: Arc<Throttle>,
+    pub cfg: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(cfg: Config, services: Services) -> Self {
+        let nonces = NonceManager::new(services.keys.nonce, cfg.digest.nonce_lifetime_secs);
+        Self {
+            throttle: Arc::new(Throttle::new(cfg.throttle.clone())),
+            nonces: Arc::new(nonces),
+            services,
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    /// The client's address: the TCP peer, or the last untrusted `X-Forwarded-For` hop
+    /// when the peer is a trusted proxy.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let peer_ip = canonical_ip(peer.ip());
+        let trusted = |ip: IpAddr| self.cfg.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer_ip) {
+            return peer_ip;
+        }
+        let mut hops: Vec<IpAddr> = Vec::new();
+        for v in headers.get_all("x-forwarded-for") {
+            let Ok(s) = v.to_str() else { return peer_ip };
+            for part in s.split(',') {
+                match part.trim().parse::<IpAddr>() {
+                    Ok(ip) => hops.push(canonical_ip(ip)),
+                    Err(_) => return peer_ip,
+                }
+            }
+        }
+        hops.into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip))
+            .unwrap_or(peer_ip)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.cfg.max_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(settings::routes())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            settings::json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .with_state(state)
+}
+
+async fn health() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        "{\"status\":\"ok\"}",
+    )
+        .into_response()
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    if st.services.store.ready().await {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            "{\"status\":\"ready\"}",
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (header::RETRY_AFTER, HeaderValue::from_static("5")),
+            ],
+            "{\"status\":\"unavailable\"}",
+        )
+            .into_response()
+    }
+}
+
+/// A server bound to a socket and running in the background (used by `serve` and tests).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+    }
+
+    pub async fn wait(self) -> anyhow::Result<()> {
+        match self.task.await {
+            Ok(r) => r.map_err(|e| anyhow::anyhow!("server error: {e}")),
+            Err(e) => Err(anyhow::anyhow!("server task failed: {e}")),
+        }
+    }
+
+    pub fn shutdown_handle(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+/// Binds the listener and starts serving.
+pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(&state.cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", state.cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let nonces = state.nonces.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            nonces.sweep(now());
+        }
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}

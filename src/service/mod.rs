@@ -1,0 +1,62 @@
+//! Services: every business rule, once. Wire adapters call these; these call the store.
+
+mod accounts;
+mod feeds;
+mod history;
+mod settings;
+
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::domain::Account;
+use crate::store::Store;
+
+pub use accounts::{Identity, split_address};
+pub use feeds::NewVoicemail;
+pub use history::{ActiveCall, BalanceMove, CallHistory, CallView, Device, MonthlyUsage, Prepaid};
+pub use settings::{AcceptRulesView, PersistentRule, Temporary, VoicemailView};
+
+/// Limits from the original service (spec §3/§4).
+pub const MAX_ALIASES: i64 = 20;
+pub const MAX_ENUM: i64 = 10;
+pub const HISTORY_DAYS: i64 = 14;
+pub const HISTORY_PER_DIRECTION: i64 = 50;
+pub const BALANCE_HISTORY: i64 = 200;
+pub const MAX_REJECT_RULES: usize = 100;
+pub const MAX_DND_MINUTES: i64 = 525_600;
+
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub keys: Arc<Keys>,
+    default_tz: Tz,
+}
+
+impl Services {
+    pub fn new(store: Store, keys: Keys, cfg: &Config) -> Self {
+        Self {
+            store,
+            keys: Arc::new(keys),
+            default_tz: cfg.default_timezone.parse().unwrap_or(Tz::UTC),
+        }
+    }
+
+    /// The account's timezone, or the configured default when unset or unknown.
+    pub fn tz(&self, a: &Account) -> Tz {
+        a.timezone
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(self.default_tz)
+    }
+}
+
+/// Formats unix seconds as local `%Y-%m-%d %H:%M:%S` in `tz`.
+pub fn local_time(ts: i64, tz: Tz) -> String {
+    match chrono::DateTime::from_timestamp(ts, 0) {
+        Some(t) => t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => String::new(),
+    }
+}
