@@ -140,10 +140,32 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// `(MD5(user:realm:pw), SHA-256(user:realm:pw))`: all we keep of a SIP password.
+/// `(MD5(user:realm:pw), SHA-256(user:realm:pw))`.
 pub fn ha1_pair(user: &str, realm: &str, password: &str) -> (String, String) {
     let input = format!("{user}:{realm}:{password}");
     (md5_hex(input.as_bytes()), sha256_hex(input.as_bytes()))
+}
+
+/// All we keep of a SIP password: HA1 for username `user` and for username `user@domain`.
+#[derive(Clone, Debug)]
+pub struct Ha1Set {
+    pub md5: String,
+    pub sha256: String,
+    pub md5_full: String,
+    pub sha256_full: String,
+}
+
+impl Ha1Set {
+    pub fn new(user: &str, domain: &str, password: &str) -> Self {
+        let (md5, sha256) = ha1_pair(user, domain, password);
+        let (md5_full, sha256_full) = ha1_pair(&format!("{user}@{domain}"), domain, password);
+        Self {
+            md5,
+            sha256,
+            md5_full,
+            sha256_full,
+        }
+    }
 }
 
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {

@@ -45,6 +45,10 @@ impl From<sqlx::Error> for ServiceError {
             sqlx::Error::Database(ref db) if is_unavailable_code(db.code().as_deref()) => {
                 Self::Unavailable(e)
             }
+            // PostgreSQL class 22 (data exception), e.g. a NUL byte in text.
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                Self::Invalid("Error: the request contains characters that cannot be stored".into())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

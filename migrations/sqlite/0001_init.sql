@@ -11,6 +11,9 @@ CREATE TABLE accounts (
     username TEXT NOT NULL,
     ha1_md5 TEXT NOT NULL,
     ha1_sha256 TEXT NOT NULL,
+    -- For clients that send username="user@domain": H(user@domain:realm:password).
+    ha1_md5_full TEXT NOT NULL,
+    ha1_sha256_full TEXT NOT NULL,
     first_name TEXT,
     last_name TEXT,
     email TEXT,

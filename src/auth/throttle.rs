@@ -79,12 +79,12 @@ impl Throttle {
 
     /// A successful login clears the failure count (not an active ban).
     pub fn succeed(&self, ip: IpAddr) {
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(e) = map.get(&ip) {
-                if e.failures > 0 && e.banned_until == 0 {
-                    map.remove(&ip);
-                }
-            }
+        if let Ok(mut map) = self.map.lock()
+            && map
+                .get(&ip)
+                .is_some_and(|e| e.failures > 0 && e.banned_until == 0)
+        {
+            map.remove(&ip);
         }
     }
 }

@@ -8,6 +8,8 @@ pub struct Account {
     pub domain: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    pub ha1_md5_full: String,
+    pub ha1_sha256_full: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,

@@ -288,7 +288,7 @@ async fn authenticate(
         Ok(None) => String::new(),
         Err(_) => String::new(),
     };
-    if realm.is_empty() {
+    if realm.is_empty() || crate::domain::validate::domain_name(&realm).is_err() {
         return Err(challenge(
             st,
             "sipsettings",
@@ -363,9 +363,13 @@ async fn authenticate(
     let Some(account) = account else {
         return Err(auth_failure(st, ip, &user, &realm, "unknown_user").await);
     };
-    let ha1 = match alg {
-        Algorithm::Md5 => &account.ha1_md5,
-        Algorithm::Sha256 => &account.ha1_sha256,
+    // HA1 covers the username exactly as the client sent it (`alice` or `alice@domain`).
+    let full = creds.username.contains('@');
+    let ha1 = match (alg, full) {
+        (Algorithm::Md5, false) => &account.ha1_md5,
+        (Algorithm::Sha256, false) => &account.ha1_sha256,
+        (Algorithm::Md5, true) => &account.ha1_md5_full,
+        (Algorithm::Sha256, true) => &account.ha1_sha256_full,
     };
     // The method as sent: HEAD/GET/POST all sign with their own name.
     let expected = digest::expected_response(

@@ -1,7 +1,7 @@
 //! Domains, accounts, identity, aliases and ENUM numbers.
 
 use super::{MAX_ALIASES, MAX_ENUM, Services};
-use crate::crypto::ha1_pair;
+use crate::crypto::Ha1Set;
 use crate::domain::validate;
 use crate::domain::{Account, Domain, NewAccount};
 use crate::error::{ServiceError, ServiceResult, is_unique_violation};
@@ -148,7 +148,7 @@ impl Services {
                 a.domain, a.domain
             ))
         })?;
-        let (md5, sha) = ha1_pair(&a.username, &a.domain, password);
+        let ha1 = Ha1Set::new(&a.username, &a.domain, password);
         let mut tx = self.store.begin_write().await?;
         if let Some(kind) = self
             .store
@@ -162,7 +162,7 @@ impl Services {
         }
         let id = match self
             .store
-            .insert_account(&mut tx, domain.id, &a, (&md5, &sha), now())
+            .insert_account(&mut tx, domain.id, &a, &ha1, now())
             .await
         {
             Ok(id) => id,
@@ -201,11 +201,9 @@ impl Services {
 
     pub async fn set_password(&self, account: &Account, password: &str) -> ServiceResult<()> {
         Self::check_password(password)?;
-        let (md5, sha) = ha1_pair(&account.username, &account.domain, password);
+        let ha1 = Ha1Set::new(&account.username, &account.domain, password);
         let mut tx = self.store.begin_write().await?;
-        self.store
-            .set_ha1(&mut tx, account.id, (&md5, &sha), now())
-            .await?;
+        self.store.set_ha1(&mut tx, account.id, &ha1, now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -250,12 +248,12 @@ impl Services {
         {
             validate::e164(n).map_err(ServiceError::Invalid)?;
         }
-        if let Some(t) = u.no_answer_timeout {
-            if !(1..=900).contains(&t) {
-                return Err(ServiceError::invalid(
-                    "no_answer_timeout must be 1 to 900 seconds",
-                ));
-            }
+        if let Some(t) = u.no_answer_timeout
+            && !(1..=900).contains(&t)
+        {
+            return Err(ServiceError::invalid(
+                "no_answer_timeout must be 1 to 900 seconds",
+            ));
         }
         let mut tx = self.store.begin_write().await?;
         self.store

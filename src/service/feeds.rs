@@ -5,6 +5,7 @@ use super::{MAX_ENUM, Services};
 use crate::domain::validate;
 use crate::domain::{Account, CallRecord, Registration, VoicemailBox};
 use crate::error::{ServiceError, ServiceResult, is_unique_violation};
+use crate::store::BalanceChange;
 use crate::util::now;
 
 /// A voicemail box as an operator sets it (the PIN is sealed before storing).
@@ -39,20 +40,19 @@ impl Services {
         c.account_id = a.id;
         let mut tx = self.store.begin_write().await?;
         let inserted = self.store.insert_call(&mut tx, &c).await?;
-        if inserted && c.direction == "placed" {
-            if let Some(price) = c.price.filter(|p| *p != 0) {
-                self.store
-                    .apply_balance(
-                        &mut tx,
-                        a.id,
-                        -price,
-                        "Debit balance",
-                        &format!("Session {}", c.session_id),
-                        Some(&c.session_id),
-                        c.stop_time.unwrap_or(c.start_time),
-                    )
-                    .await?;
-            }
+        if inserted
+            && c.direction == "placed"
+            && let Some(price) = c.price.filter(|p| *p != 0)
+        {
+            let description = format!("Session {}", c.session_id);
+            let change = BalanceChange {
+                value: -price,
+                action: "Debit balance",
+                description: &description,
+                session: Some(&c.session_id),
+                at: c.stop_time.unwrap_or(c.start_time),
+            };
+            self.store.apply_balance(&mut tx, a.id, &change).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -90,11 +90,13 @@ impl Services {
             .apply_balance(
                 &mut tx,
                 a.id,
-                value,
-                action,
-                description,
-                session,
-                at.unwrap_or_else(now),
+                &BalanceChange {
+                    value,
+                    action,
+                    description,
+                    session,
+                    at: at.unwrap_or_else(now),
+                },
             )
             .await?;
         tx.commit().await?;

@@ -138,13 +138,24 @@ fn parse_persistent_rule(days: i64, rule: &Value) -> ServiceResult<PersistentRul
     })
 }
 
+/// Persistent rules, and the temporary rule as (groups, minutes).
+type ParsedRules = (Vec<PersistentRule>, Option<(Vec<String>, i64)>);
+
 /// Parses the `get_accept_rules` shape (also the list form `[{days,start,stop,groups}]`).
-fn parse_accept_rules(
-    v: &Value,
-) -> ServiceResult<(Vec<PersistentRule>, Option<(Vec<String>, i64)>)> {
+fn parse_accept_rules(v: &Value) -> ServiceResult<ParsedRules> {
     let obj = v
         .as_object()
         .ok_or_else(|| ServiceError::invalid("Error: rules must be a JSON object"))?;
+    // A typo must not silently clear every rule.
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "persistent" | "temporary" | "groups"))
+    {
+        return Err(ServiceError::invalid(format!(
+            "Error: unknown key {:?} in rules (use persistent, temporary)",
+            validate::truncate(k, 40)
+        )));
+    }
     let mut persistent: Vec<PersistentRule> = Vec::new();
     match obj.get("persistent") {
         None | Some(Value::Null) => {}
@@ -268,11 +279,11 @@ impl Services {
         let mut changed = String::new();
         for (f, new) in wanted {
             let idx = Forwarding::ALL.iter().position(|x| *x == f).unwrap_or(0);
-            if let Some(slot) = targets.get_mut(idx) {
-                if *slot != new {
-                    changed.push_str(&format!("{}={} ", f.key(), new.as_deref().unwrap_or("")));
-                    *slot = new;
-                }
+            if let Some(slot) = targets.get_mut(idx)
+                && *slot != new
+            {
+                changed.push_str(&format!("{}={} ", f.key(), new.as_deref().unwrap_or("")));
+                *slot = new;
             }
         }
         if changed.is_empty() {

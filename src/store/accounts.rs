@@ -3,11 +3,13 @@
 use sqlx::Row;
 
 use super::{Store, WriteTx};
+use crate::crypto::Ha1Set;
 use crate::domain::{Account, Domain, NewAccount};
 
 macro_rules! account_select {
     () => {
         "SELECT a.id, a.domain_id, a.username, d.name AS domain, a.ha1_md5, a.ha1_sha256, \
+         a.ha1_md5_full, a.ha1_sha256_full, \
          a.first_name, a.last_name, a.email, a.timezone, a.mobile_number, a.pstn_caller_id, \
          a.no_answer_timeout, a.quick_dial, a.blocked, a.privacy, a.balance, a.fwd_func, \
          a.fwd_fnol, a.fwd_fbus, a.fwd_fnoa, a.fwd_funv, a.temp_groups, a.temp_expires_at, \
@@ -148,18 +150,19 @@ impl Store {
         tx: &mut WriteTx,
         domain_id: i64,
         a: &NewAccount,
-        ha1: (&str, &str),
+        ha1: &Ha1Set,
         now: i64,
     ) -> sqlx::Result<i64> {
         sqlx::query_scalar(
-            "INSERT INTO accounts (domain_id, username, ha1_md5, ha1_sha256, first_name, last_name, \
-             email, timezone, mobile_number, pstn_caller_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+            "INSERT INTO accounts (domain_id, username, ha1_md5, ha1_sha256, ha1_md5_full, \
+             ha1_sha256_full, first_name, last_name, email, timezone, mobile_number, \
+             pstn_caller_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $12, $13, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
         )
         .bind(domain_id)
         .bind(&a.username)
-        .bind(ha1.0)
-        .bind(ha1.1)
+        .bind(&ha1.md5)
+        .bind(&ha1.sha256)
         .bind(a.first_name.as_deref())
         .bind(a.last_name.as_deref())
         .bind(a.email.as_deref())
@@ -167,6 +170,8 @@ impl Store {
         .bind(a.mobile_number.as_deref())
         .bind(a.pstn_caller_id.as_deref())
         .bind(now)
+        .bind(&ha1.md5_full)
+        .bind(&ha1.sha256_full)
         .fetch_one(tx.conn())
         .await
     }
@@ -222,15 +227,18 @@ impl Store {
         &self,
         tx: &mut WriteTx,
         id: i64,
-        ha1: (&str, &str),
+        ha1: &Ha1Set,
         now: i64,
     ) -> sqlx::Result<u64> {
         Ok(sqlx::query(
-            "UPDATE accounts SET ha1_md5 = $2, ha1_sha256 = $3, updated_at = $4 WHERE id = $1",
+            "UPDATE accounts SET ha1_md5 = $2, ha1_sha256 = $3, ha1_md5_full = $4, \
+             ha1_sha256_full = $5, updated_at = $6 WHERE id = $1",
         )
         .bind(id)
-        .bind(ha1.0)
-        .bind(ha1.1)
+        .bind(&ha1.md5)
+        .bind(&ha1.sha256)
+        .bind(&ha1.md5_full)
+        .bind(&ha1.sha256_full)
         .bind(now)
         .execute(tx.conn())
         .await?

@@ -12,6 +12,17 @@ macro_rules! call_select {
     };
 }
 
+/// One move of the prepaid balance.
+#[derive(Clone, Copy, Debug)]
+pub struct BalanceChange<'a> {
+    /// Positive credits, negative debits (ten-thousandths).
+    pub value: i64,
+    pub action: &'a str,
+    pub description: &'a str,
+    pub session: Option<&'a str>,
+    pub at: i64,
+}
+
 /// Totals of a period's placed calls.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Usage {
@@ -160,12 +171,15 @@ impl Store {
         &self,
         tx: &mut WriteTx,
         account_id: i64,
-        value: i64,
-        action: &str,
-        description: &str,
-        session: Option<&str>,
-        now: i64,
+        m: &BalanceChange<'_>,
     ) -> sqlx::Result<i64> {
+        let BalanceChange {
+            value,
+            action,
+            description,
+            session,
+            at: now,
+        } = *m;
         // A single UPDATE … RETURNING keeps concurrent debits from losing updates.
         let balance: i64 = sqlx::query_scalar(
             "UPDATE accounts SET balance = balance + $2, updated_at = $3 WHERE id = $1 RETURNING balance",

@@ -1,0 +1,9 @@
+//! One integration test binary: real server on port 0, real HTTP, real digest client,
+//! on SQLite always and on PostgreSQL when `SIPSETTINGS_TEST_POSTGRES_URL` is set.
+
+mod actions;
+mod auth;
+mod bad_input;
+mod cli;
+mod harness;
+mod isolation;
