@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::digest::NonceManager;
@@ -77,6 +78,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .merge(settings::routes())
         .layer(DefaultBodyLimit::max(body_limit))
+        // A stuck store must not hold connections forever; clients retry on 503.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(state.cfg.request_timeout_secs.max(1)),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             settings::json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }))

@@ -296,20 +296,19 @@ async fn authenticate(
             "Authentication required: add realm=<your SIP domain> to the request",
         ));
     }
-    let served = match st.services.serves_domain(&realm).await {
-        Ok(b) => b,
-        Err(e) => return Err(error_response(e)),
-    };
-    if !served {
-        return Err(challenge(
-            st,
-            &realm,
-            false,
-            "Authentication required: unknown realm",
-        ));
-    }
     let Some(header_value) = parts.headers.get(header::AUTHORIZATION) else {
-        return Err(challenge(st, &realm, false, "Authentication required"));
+        // Only the first, unauthenticated request pays for this lookup; with credentials
+        // the account lookup below proves the realm is served.
+        let served = match st.services.serves_domain(&realm).await {
+            Ok(b) => b,
+            Err(e) => return Err(error_response(e)),
+        };
+        let msg = if served {
+            "Authentication required"
+        } else {
+            "Authentication required: unknown realm"
+        };
+        return Err(challenge(st, &realm, false, msg));
     };
     let creds = match digest::parse_authorization(header_value.as_bytes()) {
         Ok(c) => c,
