@@ -1,0 +1,54 @@
+//! The README's curl examples really work against `serve --demo`.
+
+use std::process::Command;
+
+use crate::cli::serve;
+use crate::harness::{Backing, backends};
+
+fn readme_curl_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = text.find("<!-- curl-examples").expect("curl-examples marker");
+    let end = text.find("<!-- end curl-examples -->").expect("end marker");
+    text[start..end]
+        .lines()
+        .filter(|l| l.starts_with("curl "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn readme_curl_examples_work() {
+    let lines = readme_curl_lines();
+    assert!(lines.len() >= 20, "{lines:?}");
+    for b in backends() {
+        let bk = Backing::new(b).await;
+        let srv = serve(&bk, &["--demo"], &[]);
+        let out = srv.stdout.lock().unwrap().clone();
+        let pw = out
+            .lines()
+            .find(|l| l.contains("password:"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap()
+            .to_owned();
+        let s = format!("http://127.0.0.1:{}/settings.phtml", srv.port);
+        for line in &lines {
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg(format!("{line} -s -S -w '\\n%{{http_code}}'"))
+                .env("PW", &pw)
+                .env("S", &s)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let (body, code) = text.rsplit_once('\n').unwrap();
+            assert_eq!(code, "200", "{line}: {text}");
+            if line.contains("csv=1") {
+                assert!(body.starts_with("Id,Account,Date"), "{line}: {body}");
+                continue;
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(body).unwrap_or_else(|_| panic!("{line}: not JSON: {body}"));
+            assert_ne!(v.get("success"), Some(&serde_json::Value::Bool(false)), "{line}: {body}");
+        }
+    }
+}
