@@ -47,6 +47,21 @@ pub enum Command {
     /// Manage SIP accounts.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Maintain the replication journal.
+    #[command(subcommand)]
+    Journal(JournalCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JournalCmd {
+    /// Delete journal entries older than DAYS, in small batches that do not block live traffic.
+    Prune {
+        #[arg(long, value_name = "DAYS")]
+        older_than: u64,
+        /// Only this account's entries.
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -214,6 +229,19 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Account(a) => account_cmd(&cfg, a).await,
+        Command::Journal(JournalCmd::Prune {
+            older_than,
+            account,
+        }) => {
+            let s = services(&cfg).await?;
+            let account = match account {
+                Some(a) => Some(s.find_account(&a).await?),
+                None => None,
+            };
+            let n = s.journal_prune(older_than, account.as_ref()).await?;
+            println!("deleted {n} journal entries older than {older_than} days");
+            Ok(())
+        }
     }
 }
 
@@ -339,6 +367,21 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
                   sipsettings account add alice@example.com --password 'a secret'\n\
                   or start with sample data: sipsettings serve --demo\n"
             .into();
+    }
+    if cfg.journal.retention_days > 0 {
+        let s = services.clone();
+        let days = cfg.journal.retention_days;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match s.journal_prune(days, None).await {
+                    Ok(n) if n > 0 => tracing::info!("journal retention: deleted {n} entries"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("journal retention failed: {e}"),
+                }
+            }
+        });
     }
     let state = AppState::new(cfg.clone(), services.clone());
     let mut server = start(state).await?;

@@ -172,6 +172,37 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub digest: DigestConfig,
     pub throttle: ThrottleConfig,
+    pub journal: JournalConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JournalConfig {
+    /// Largest `data` of one row, in bytes of JSON.
+    pub max_row_bytes: usize,
+    /// Most rows in one `put_journal_entries` call.
+    pub max_rows_per_call: usize,
+    /// Largest `data` parameter of one call, in bytes.
+    pub max_call_bytes: usize,
+    /// Most entries one account may hold; the call that would exceed it is refused.
+    pub max_entries_per_account: i64,
+    /// Delete entries older than this many days automatically (0 = keep forever).
+    pub retention_days: u64,
+    /// Entries deleted per retention transaction, so live traffic is never blocked long.
+    pub prune_batch: i64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            max_row_bytes: 64 * 1024,
+            max_rows_per_call: 1000,
+            max_call_bytes: 8 * 1024 * 1024,
+            max_entries_per_account: 100_000,
+            retention_days: 0,
+            prune_batch: 1000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -217,6 +248,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             digest: DigestConfig::default(),
             throttle: ThrottleConfig::default(),
+            journal: JournalConfig::default(),
         }
     }
 }

@@ -17,7 +17,9 @@ use crate::auth::digest::{self, Algorithm, NonceCheck};
 use crate::auth::throttle::Verdict;
 use crate::domain::{Account, Forwarding};
 use crate::error::ServiceError;
+use crate::service::journal::{MAX_GET_LIMIT, journal_id_of};
 use crate::service::{CallView, VoicemailView};
+use crate::store::JournalQuery;
 use crate::util::{money_to_f64, money_to_string, now};
 
 pub fn routes() -> Router<AppState> {
@@ -51,6 +53,9 @@ pub enum Action {
     DndOff,
     PrivacyOn,
     PrivacyOff,
+    JournalGet,
+    JournalPut,
+    JournalDelete,
 }
 
 impl Action {
@@ -78,6 +83,9 @@ impl Action {
             "set_dnd_off" | "dnd_off" => DndOff,
             "set_privacy_on" | "privacy_on" => PrivacyOn,
             "set_privacy_off" | "privacy_off" => PrivacyOff,
+            "get_journal_entries" => JournalGet,
+            "put_journal_entries" => JournalPut,
+            "delete_journal_entries" => JournalDelete,
             _ => return None,
         })
     }
@@ -227,8 +235,12 @@ async fn handle(
         return json_error(StatusCode::OK, "Error: invalid action");
     };
     tracing::debug!(action = name, account = %account.address(), "settings action");
-    match run(&st, action, &account, &params).await {
+    match run(&st, action, &account, &params, ip).await {
         Ok(r) => r,
+        // put_journal_entries errors carry an empty result list, as the original's.
+        Err(ServiceError::Invalid(m)) if action == Action::JournalPut => ok(json!({
+            "results": [], "success": false, "error_message": m
+        })),
         Err(e) => error_response(e),
     }
 }
@@ -465,11 +477,24 @@ fn json_param(params: &Params, key: &str) -> Result<Value, ServiceError> {
         .map_err(|_| ServiceError::invalid(format!("Error: {key} is not valid JSON")))
 }
 
+/// An optional whole-number parameter; `0`/empty mean "not given".
+fn int_param(params: &Params, key: &str) -> Result<Option<i64>, ServiceError> {
+    match params.get_nonempty(key).map_err(ServiceError::Invalid)? {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ServiceError::invalid(format!("Error: {key} must be a whole number"))),
+    }
+}
+
 async fn run(
     st: &AppState,
     action: Action,
     a: &Account,
     params: &Params,
+    ip: IpAddr,
 ) -> Result<Response, ServiceError> {
     let s = &st.services;
     Ok(match action {
@@ -651,6 +676,100 @@ async fn run(
         Action::DndOff => success(s.set_dnd_off(a).await?),
         Action::PrivacyOn => success(s.set_privacy(a, true).await?),
         Action::PrivacyOff => success(s.set_privacy(a, false).await?),
+        Action::JournalPut => {
+            let uuid = params.get("uuid").map_err(ServiceError::Invalid)?;
+            let data = params.get("data").map_err(ServiceError::Invalid)?;
+            let results = s.journal_put(a, uuid, data, &ip.to_string()).await?;
+            ok(json!({
+                "success": true,
+                "results": results.into_iter().map(|r| json!({
+                    "id": r.client_id,
+                    "journal_id": r.journal_id.map(|i| i.to_string()),
+                    "source": "default",
+                })).collect::<Vec<_>>(),
+            }))
+        }
+        Action::JournalGet => {
+            let except = params
+                .get_nonempty("except_uuid")
+                .map_err(ServiceError::Invalid)?;
+            let q = JournalQuery {
+                except_uuid: except,
+                after_id: int_param(params, "after_id")?.unwrap_or(0),
+                after_timestamp: int_param(params, "after_timestamp")?.unwrap_or(0),
+                limit: int_param(params, "limit")?.unwrap_or(MAX_GET_LIMIT),
+            };
+            let summary = params
+                .get("summary")
+                .map_err(ServiceError::Invalid)?
+                .is_some_and(|v| v.trim() == "1" || v.trim().eq_ignore_ascii_case("true"));
+            let page = s.journal_get(a, &q, summary).await?;
+            let account = a.address();
+            let results: Vec<Value> = page
+                .entries
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "id": e.id.to_string(),
+                        "source": "default",
+                        "timestamp": e.timestamp,
+                        "account": account,
+                        "uuid": e.uuid,
+                        "ip_address": e.ip_address,
+                        "data": e.data,
+                    })
+                })
+                .collect();
+            let mut body = json!({
+                "success": true,
+                "error_message": null,
+                "rows": results.len(),
+                "results": results,
+            });
+            if let (Some(list), Some(obj)) = (page.summary, body.as_object_mut()) {
+                obj.insert(
+                    "summary".into(),
+                    Value::Array(
+                        list.into_iter()
+                            .map(|(id, ts)| json!({"journal_id": id.to_string(), "timestamp": ts}))
+                            .collect(),
+                    ),
+                );
+            }
+            ok(body)
+        }
+        Action::JournalDelete => {
+            let ids: Vec<i64> = match params.get_nonempty("data").map_err(ServiceError::Invalid)? {
+                Some(raw) => {
+                    let v: Value = serde_json::from_str(raw)
+                        .map_err(|_| ServiceError::invalid("Json decode error"))?;
+                    match v {
+                        Value::Array(items) => items.iter().filter_map(journal_id_of).collect(),
+                        other => match journal_id_of(&other) {
+                            Some(id) => vec![id],
+                            None => {
+                                return Err(ServiceError::invalid(
+                                    "Json decode error: data must be an array of journal ids",
+                                ));
+                            }
+                        },
+                    }
+                }
+                None => match params
+                    .get_nonempty("journal_id")
+                    .map_err(ServiceError::Invalid)?
+                {
+                    Some(id) => id
+                        .trim()
+                        .parse::<i64>()
+                        .map(|i| vec![i])
+                        .unwrap_or_default(),
+                    None => return Err(ServiceError::invalid("Missing data")),
+                },
+            };
+            let n = s.journal_delete(a, &ids).await?;
+            ok(json!({"success": true, "deleted": n}))
+        }
     })
 }
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod feeds;
 mod history;
+pub mod journal;
 mod settings;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub struct Services {
     pub store: Store,
     pub keys: Arc<Keys>,
     default_tz: Tz,
+    journal: crate::config::JournalConfig,
 }
 
 impl Services {
@@ -41,6 +43,7 @@ impl Services {
             store,
             keys: Arc::new(keys),
             default_tz: cfg.default_timezone.parse().unwrap_or(Tz::UTC),
+            journal: cfg.journal.clone(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod history;
+mod journal;
 mod settings;
 
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use crate::config::{Config, redact_url};
 
 pub use accounts::AccountUpdate;
 pub use history::BalanceChange;
+pub use journal::{JournalQuery, JournalRow, NewJournalEntry};
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -680,7 +680,7 @@ async fn transports_paths_and_unknown_actions() {
         assert_eq!(r.success(), Some(false));
         assert!(r.message().contains("invalid username"));
         let snap = snapshot(&c).await;
-        assert_eq!(snap.len(), 12);
+        assert_eq!(snap.len(), 13);
         ts.stop().await;
     }
 }

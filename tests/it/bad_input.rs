@@ -16,6 +16,18 @@ const PARAMS: &[(&str, &[&str])] = &[
     ("set_dnd_on", &["duration"]),
     ("get_balance_history", &["csv"]),
     ("get_identity", &["account", "export"]),
+    ("put_journal_entries", &["uuid", "data"]),
+    (
+        "get_journal_entries",
+        &[
+            "except_uuid",
+            "after_id",
+            "after_timestamp",
+            "limit",
+            "summary",
+        ],
+    ),
+    ("delete_journal_entries", &["data", "journal_id"]),
 ];
 
 /// Raw (already URL-encoded) bad values.
@@ -71,10 +83,11 @@ async fn every_parameter_rejects_bad_values_without_changes() {
                 // Missing parameter.
                 let before = snapshot(&c).await;
                 let r = c.get(&format!("action={action}")).await;
-                if *action != "get_balance_history"
-                    && *action != "get_identity"
-                    && *action != "set_dnd_on"
-                {
+                // Getters and set_dnd_on work without their optional parameters.
+                if !matches!(
+                    *action,
+                    "get_balance_history" | "get_identity" | "set_dnd_on" | "get_journal_entries"
+                ) {
                     assert_eq!(
                         r.success(),
                         Some(action.starts_with("set_call")),
@@ -115,6 +128,13 @@ async fn every_parameter_rejects_bad_values_without_changes() {
                             "set_dnd_on" => &["empty", "blank"],
                             "add_alias" | "delete_alias" => &["wrong_type_number"],
                             "get_balance_history" | "get_identity" => &[kind],
+                            // Reading with an odd device id or summary flag is a valid read.
+                            "get_journal_entries"
+                                if matches!(*param, "except_uuid" | "summary") =>
+                            {
+                                &[kind]
+                            }
+                            "get_journal_entries" => &["empty", "blank"],
                             _ => &[],
                         };
                         assert!(

@@ -390,12 +390,19 @@ impl Client {
     }
 
     pub async fn send(&self, method: &str, uri: &str, body: Body<'_>) -> Resp {
+        self.try_send(method, uri, body)
+            .await
+            .expect("request failed")
+    }
+
+    /// Like `send`, but `None` when the connection fails (a server being killed).
+    pub async fn try_send(&self, method: &str, uri: &str, body: Body<'_>) -> Option<Resp> {
         for _ in 0..3 {
             let mut rb = self.build(method, uri, &body);
             if let Some(h) = self.authorization(method, uri) {
                 rb = rb.header("authorization", h);
             }
-            let r = rb.send().await.expect("request failed");
+            let r = rb.send().await.ok()?;
             if r.status() == 401 {
                 if let Some(p) = self.pick_challenge(&r) {
                     let had = self.prompt.lock().unwrap().replace(p).is_some();
@@ -408,9 +415,9 @@ impl Client {
                         continue;
                     }
                 }
-                return read(r).await;
+                return Some(read(r).await);
             }
-            return read(r).await;
+            return Some(read(r).await);
         }
         panic!("authentication loop did not settle");
     }
@@ -430,6 +437,7 @@ pub const READ_ACTIONS: &[&str] = &[
     "get_accept_rules",
     "get_reject_rules",
     "get_voicemail",
+    "get_journal_entries",
 ];
 
 /// Everything an account can read, with times that move (device expiry) blanked.

@@ -48,6 +48,9 @@ const ALL_ACTIONS: &[&str] = &[
     "action=privacy_on",
     "action=set_privacy_off",
     "action=privacy_off",
+    "action=get_journal_entries&summary=1",
+    "action=put_journal_entries&uuid=x&data=%5B%7B%22id%22%3A%22a%22%2C%22data%22%3A1%7D%5D",
+    "action=delete_journal_entries&data=%5B1%2C2%2C3%5D",
 ];
 
 #[tokio::test]

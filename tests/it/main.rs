@@ -7,4 +7,5 @@ mod bad_input;
 mod cli;
 mod harness;
 mod isolation;
+mod journal;
 mod readme;

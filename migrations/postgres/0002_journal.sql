@@ -1,0 +1,15 @@
+-- Per-account replication journal (chat history of Blink-style clients). `data` is opaque JSON text.
+ALTER TABLE accounts ADD COLUMN journal_count BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE journal_entries (
+    id BIGSERIAL PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    timestamp BIGINT NOT NULL,
+    uuid TEXT NOT NULL,
+    ip_address TEXT NOT NULL,
+    client_id TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX journal_account_id ON journal_entries(account_id, id);
+CREATE INDEX journal_account_ts ON journal_entries(account_id, timestamp);
+CREATE INDEX journal_ts ON journal_entries(timestamp);
