@@ -212,6 +212,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Seconds to wait for a pooled connection before answering 503.
     pub acquire_timeout_secs: u64,
+    /// Milliseconds an account row may serve authentication from memory (0 = always read).
+    /// Changes through this server, or any replica on PostgreSQL, evict it at once; this
+    /// bounds only changes made by other processes on SQLite (the CLI).
+    pub account_cache_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -258,6 +262,7 @@ impl Default for DatabaseConfig {
         Self {
             max_connections: 16,
             acquire_timeout_secs: 5,
+            account_cache_ms: 1000,
         }
     }
 }

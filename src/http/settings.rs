@@ -367,7 +367,7 @@ async fn authenticate(
     if nonce_state == NonceCheck::Invalid {
         return Err(auth_failure(st, ip, &user, &realm, "bad_nonce").await);
     }
-    let account = match st.services.store.account_by_address(&user, &realm).await {
+    let account = match st.services.store.account_for_auth(&user, &realm).await {
         Ok(a) => a,
         Err(e) => return Err(error_response(e.into())),
     };

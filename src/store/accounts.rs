@@ -183,6 +183,7 @@ impl Store {
         u: &AccountUpdate,
         now: i64,
     ) -> sqlx::Result<u64> {
+        tx.touch(id);
         // Each optional field is passed as (present flag, value) so one static statement
         // serves every combination.
         fn flag<T>(o: &Option<T>) -> i64 {
@@ -230,6 +231,7 @@ impl Store {
         ha1: &Ha1Set,
         now: i64,
     ) -> sqlx::Result<u64> {
+        tx.touch(id);
         Ok(sqlx::query(
             "UPDATE accounts SET ha1_md5 = $2, ha1_sha256 = $3, ha1_md5_full = $4, \
              ha1_sha256_full = $5, updated_at = $6 WHERE id = $1",
@@ -252,6 +254,7 @@ impl Store {
         blocked: bool,
         now: i64,
     ) -> sqlx::Result<u64> {
+        tx.touch(id);
         Ok(
             sqlx::query("UPDATE accounts SET blocked = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
@@ -270,6 +273,7 @@ impl Store {
         on: bool,
         now: i64,
     ) -> sqlx::Result<u64> {
+        tx.touch(id);
         Ok(
             sqlx::query("UPDATE accounts SET privacy = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
@@ -282,6 +286,7 @@ impl Store {
     }
 
     pub async fn delete_account(&self, tx: &mut WriteTx, id: i64) -> sqlx::Result<u64> {
+        tx.touch(id);
         Ok(sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(id)
             .execute(tx.conn())

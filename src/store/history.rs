@@ -173,6 +173,7 @@ impl Store {
         account_id: i64,
         m: &BalanceChange<'_>,
     ) -> sqlx::Result<i64> {
+        tx.touch(account_id);
         let BalanceChange {
             value,
             action,

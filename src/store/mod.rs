@@ -4,6 +4,7 @@
 //! `ON CONFLICT`, `RETURNING`, integer times); every query runs in the test suite on both.
 
 mod accounts;
+pub mod cache;
 mod history;
 mod journal;
 mod settings;
@@ -17,6 +18,8 @@ use sqlx::{AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::config::{Config, redact_url};
+use crate::domain::Account;
+use cache::AccountCache;
 
 pub use accounts::AccountUpdate;
 pub use history::BalanceChange;
@@ -38,20 +41,48 @@ pub struct Store {
     /// SQLite allows one writer: queueing writers here is fairer and cheaper than
     /// letting them spin on `busy_timeout`. Unused on PostgreSQL.
     write_lock: Arc<Mutex<()>>,
+    pub cache: Arc<AccountCache>,
+    listener: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
 
 /// A write transaction; on SQLite it also holds the writer slot until it ends.
 pub struct WriteTx {
     pub tx: Transaction<'static, sqlx::Any>,
     _slot: Option<OwnedMutexGuard<()>>,
+    backend: Backend,
+    cache: Arc<AccountCache>,
+    /// Accounts whose row this transaction changed: evicted everywhere at commit.
+    touched: Vec<i64>,
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        if self.backend == Backend::Postgres {
+            for id in &self.touched {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(cache::NOTIFY_CHANNEL)
+                    .bind(id.to_string())
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
+        let touched = std::mem::take(&mut self.touched);
+        let cache = self.cache.clone();
+        let result = self.tx.commit().await;
+        // Evict even when the commit failed: the outcome may be unknown.
+        for id in touched {
+            cache.evict_id(id);
+        }
+        result
     }
     pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
+    }
+    /// Marks an account row as changed by this transaction.
+    pub fn touch(&mut self, account_id: i64) {
+        if !self.touched.contains(&account_id) {
+            self.touched.push(account_id);
+        }
     }
 }
 
@@ -96,10 +127,22 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(&url)))?;
+        let ttl = Duration::from_millis(cfg.database.account_cache_ms);
+        let cache = Arc::new(AccountCache::new(ttl, backend == Backend::Sqlite));
+        let listener = if backend == Backend::Postgres && !ttl.is_zero() {
+            Some(Arc::new(tokio::spawn(listen_for_evictions(
+                url,
+                cache.clone(),
+            ))))
+        } else {
+            None
+        };
         Ok(Store {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            cache,
+            listener,
         })
     }
 
@@ -153,16 +196,84 @@ impl Store {
                 Ok(WriteTx {
                     tx,
                     _slot: Some(slot),
+                    backend: self.backend,
+                    cache: self.cache.clone(),
+                    touched: Vec::new(),
                 })
             }
             Backend::Postgres => Ok(WriteTx {
                 tx: self.pool.begin().await?,
                 _slot: None,
+                backend: self.backend,
+                cache: self.cache.clone(),
+                touched: Vec::new(),
             }),
         }
     }
 
+    /// The account for authentication, from the cache when it can be trusted.
+    pub async fn account_for_auth(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> sqlx::Result<Option<Account>> {
+        let key = format!("{username}@{domain}");
+        if let Some(a) = self.cache.get(&key) {
+            return Ok(Some(a));
+        }
+        let generation = self.cache.generation();
+        let a = self.account_by_address(username, domain).await?;
+        if let Some(a) = &a {
+            self.cache.put(a, generation);
+        }
+        Ok(a)
+    }
+
     pub async fn close(&self) {
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
         self.pool.close().await;
+    }
+}
+
+/// Evicts accounts changed by other replicas. While the listener is not connected the
+/// cache is not trusted (every request reads the store).
+async fn listen_for_evictions(url: String, cache: Arc<AccountCache>) {
+    use sqlx::postgres::PgListener;
+    loop {
+        cache.set_trusted(false);
+        let mut listener = match PgListener::connect(&url).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("account cache listener cannot connect: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(cache::NOTIFY_CHANNEL).await {
+            tracing::warn!("account cache listener cannot LISTEN: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        cache.set_trusted(true);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => match n.payload().parse::<i64>() {
+                    Ok(id) => cache.evict_id(id),
+                    Err(_) => cache.clear(),
+                },
+                // Connection lost: notifications may have been missed.
+                Ok(None) => {
+                    cache.set_trusted(false);
+                }
+                Err(_) => break,
+            }
+            if !cache.trusted.load(std::sync::atomic::Ordering::Acquire) {
+                // try_recv reconnects on the next call; LISTEN again to be sure.
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

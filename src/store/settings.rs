@@ -12,6 +12,7 @@ impl Store {
         targets: &[Option<String>; 5],
         now: i64,
     ) -> sqlx::Result<u64> {
+        tx.touch(account_id);
         let [func, fnol, fbus, fnoa, funv] = targets;
         Ok(sqlx::query(
             "UPDATE accounts SET fwd_func = $2, fwd_fnol = $3, fwd_fbus = $4, fwd_fnoa = $5, \
@@ -74,6 +75,7 @@ impl Store {
         expires_at: Option<i64>,
         now: i64,
     ) -> sqlx::Result<u64> {
+        tx.touch(account_id);
         Ok(sqlx::query(
             "UPDATE accounts SET temp_groups = $2, temp_expires_at = $3, updated_at = $4 WHERE id = $1",
         )

@@ -345,3 +345,71 @@ async fn account_param_must_match() {
         ts.stop().await;
     }
 }
+
+/// The authentication cache of one replica is invalidated by writes on another at once
+/// (PostgreSQL NOTIFY), not after its TTL.
+#[tokio::test]
+async fn cache_invalidated_across_replicas() {
+    use sipsettings::crypto::Keys;
+    use sipsettings::http::{AppState, start};
+    use sipsettings::service::Services;
+    use sipsettings::store::Store;
+    if !backends().contains(&"postgres") {
+        return;
+    }
+    let bk = crate::harness::Backing::new("postgres").await;
+    let mut cfg = bk.config();
+    cfg.database.account_cache_ms = 600_000;
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&cfg).await.unwrap();
+        let services = Services::new(store, Keys::load(&cfg).unwrap(), &cfg);
+        let srv = start(AppState::new(cfg.clone(), services.clone()))
+            .await
+            .unwrap();
+        servers.push((services, srv));
+    }
+    let a = &servers[0].0;
+    a.add_domain("example.com").await.unwrap();
+    let alice = a
+        .add_account(
+            sipsettings::domain::NewAccount {
+                username: "alice".into(),
+                domain: "example.com".into(),
+                ..Default::default()
+            },
+            ALICE_PW,
+        )
+        .await
+        .unwrap();
+    let base_b = format!("http://{}", servers[1].1.addr);
+    let on_b = |pw: &str| Client::new(&base_b, "alice", pw, "example.com");
+    // Wait until B's listener is connected, then fill B's cache.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(on_b(ALICE_PW).get("action=get_identity").await.status, 200);
+    a.set_blocked(&alice, true).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(on_b(ALICE_PW).get("action=get_identity").await.status, 403);
+    a.set_blocked(&alice, false).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(on_b(ALICE_PW).get("action=get_identity").await.status, 200);
+    a.set_password(&alice, "changed").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(on_b(ALICE_PW).get("action=get_identity").await.status, 401);
+    assert_eq!(on_b("changed").get("action=get_identity").await.status, 200);
+    // A settings change through replica A's HTTP API shows on B at once.
+    let on_a = Client::new(
+        &format!("http://{}", servers[0].1.addr),
+        "alice",
+        "changed",
+        "example.com",
+    );
+    assert_eq!(on_a.get("action=set_dnd_on").await.success(), Some(true));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let rules = on_b("changed").get("action=get_accept_rules").await.json();
+    assert_eq!(rules["temporary"]["groups"], json!(["nobody"]));
+    for (s, srv) in servers {
+        srv.stop().await;
+        s.store.close().await;
+    }
+}

@@ -117,6 +117,16 @@ pub fn serve(b: &Backing, args: &[&str], extra_env: &[(&str, &str)]) -> Served {
     }
 }
 
+/// A change made by another process reaches a running server's authentication cache at once
+/// on PostgreSQL (NOTIFY) and within `database.account_cache_ms` (1 s) on SQLite.
+async fn cli_change_visible(backend: &str) {
+    if backend == "sqlite" {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    } else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn account_lifecycle_through_cli() {
     for b in backends() {
@@ -262,6 +272,7 @@ async fn account_lifecycle_through_cli() {
             )
             .0
         );
+        cli_change_visible(b).await;
         assert_eq!(
             Client::new(&base, "alice", "stdin-secret", "example.com")
                 .get("action=get_identity")
@@ -277,6 +288,7 @@ async fn account_lifecycle_through_cli() {
             200
         );
         assert!(run(&bk, &["account", "block", "alice@example.com"], None).0);
+        cli_change_visible(b).await;
         assert_eq!(
             run(&bk, &["account", "list"], None).1,
             "alice@example.com (blocked)\nbob@example.com\n"
@@ -289,6 +301,7 @@ async fn account_lifecycle_through_cli() {
             403
         );
         assert!(run(&bk, &["account", "unblock", "alice@example.com"], None).0);
+        cli_change_visible(b).await;
         assert_eq!(
             Client::new(&base, "alice", "new-secret", "example.com")
                 .get("action=get_identity")
