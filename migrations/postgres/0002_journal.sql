@@ -12,4 +12,3 @@ CREATE TABLE journal_entries (
 );
 CREATE INDEX journal_account_id ON journal_entries(account_id, id);
 CREATE INDEX journal_account_ts ON journal_entries(account_id, timestamp);
-CREATE INDEX journal_ts ON journal_entries(timestamp);

@@ -116,19 +116,26 @@ impl Store {
         q: &JournalQuery<'_>,
         before: i64,
     ) -> sqlx::Result<Vec<JournalRow>> {
-        sqlx::query_as(
+        // Two statements, so each keeps a plan on its own index: Blink polls by timestamp
+        // (account_id, timestamp), other clients by id (account_id, id).
+        let sql = if q.after_timestamp > 0 {
             "SELECT id, timestamp, uuid, ip_address, data FROM journal_entries \
-             WHERE account_id = $1 AND id > $2 AND timestamp > $3 AND timestamp < $4 \
-             AND ($5 = '' OR uuid <> $5) ORDER BY id LIMIT $6",
-        )
-        .bind(account_id)
-        .bind(q.after_id)
-        .bind(q.after_timestamp)
-        .bind(before)
-        .bind(q.except_uuid.unwrap_or(""))
-        .bind(q.limit)
-        .fetch_all(tx.conn())
-        .await
+             WHERE account_id = $1 AND timestamp > $3 AND timestamp < $4 AND id > $2 \
+             AND ($5 = '' OR uuid <> $5) ORDER BY id LIMIT $6"
+        } else {
+            "SELECT id, timestamp, uuid, ip_address, data FROM journal_entries \
+             WHERE account_id = $1 AND id > $2 AND timestamp < $4 AND $3 >= 0 \
+             AND ($5 = '' OR uuid <> $5) ORDER BY id LIMIT $6"
+        };
+        sqlx::query_as(sql)
+            .bind(account_id)
+            .bind(q.after_id)
+            .bind(q.after_timestamp)
+            .bind(before)
+            .bind(q.except_uuid.unwrap_or(""))
+            .bind(q.limit)
+            .fetch_all(tx.conn())
+            .await
     }
 
     /// (id, timestamp) of every entry (except one device's), at most `limit`.
@@ -184,6 +191,7 @@ impl Store {
     ) -> sqlx::Result<u64> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
+            // Old entries have the lowest ids: walking the primary key stops early.
             "SELECT id, account_id FROM journal_entries WHERE timestamp < $1 \
              AND ($2 = 0 OR account_id = $2) ORDER BY id LIMIT $3",
         )
