@@ -50,6 +50,73 @@ pub enum Command {
     /// Maintain the replication journal.
     #[command(subcommand)]
     Journal(JournalCmd),
+    /// Operator users of the operator APIs and their API tokens.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Customers (they own SIP accounts).
+    #[command(subcommand)]
+    Customer(CustomerCmd),
+    /// Resellers (a tree; they own customers).
+    #[command(subcommand)]
+    Reseller(ResellerCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCmd {
+    /// Add an operator; without --password one line is read from stdin.
+    Add {
+        name: String,
+        /// ADMIN, RESELLER, OWNER, MANAGER or VIEWER.
+        #[arg(long)]
+        role: String,
+        #[arg(long, conflicts_with = "reseller")]
+        customer: Option<i64>,
+        #[arg(long)]
+        reseller: Option<i64>,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token for an operator and print it (shown only once).
+    Create {
+        name: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires: Option<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CustomerCmd {
+    Add {
+        name: String,
+        #[arg(long)]
+        reseller: Option<i64>,
+        /// Most SIP accounts the customer may have.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResellerCmd {
+    Add {
+        name: String,
+        #[arg(long)]
+        parent: Option<i64>,
+    },
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +296,55 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Account(a) => account_cmd(&cfg, a).await,
+        Command::Operator(o) => operator_cmd(&cfg, o).await,
+        Command::Customer(c) => {
+            let s = services(&cfg).await?;
+            let admin = Services::cli_admin();
+            match c {
+                CustomerCmd::Add {
+                    name,
+                    reseller,
+                    limit,
+                } => {
+                    let c = s.create_customer(&admin, &name, reseller, limit).await?;
+                    println!("added customer {} (id {})", c.name, c.id);
+                }
+                CustomerCmd::List => {
+                    for c in s.list_customers(&admin).await? {
+                        let limit = c
+                            .sip_account_limit
+                            .map(|l| l.to_string())
+                            .unwrap_or_else(|| "-".into());
+                        let reseller = c
+                            .reseller_id
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "-".into());
+                        println!("{}\t{}\treseller={reseller}\tlimit={limit}", c.id, c.name);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Reseller(r) => {
+            let s = services(&cfg).await?;
+            let admin = Services::cli_admin();
+            match r {
+                ResellerCmd::Add { name, parent } => {
+                    let r = s.create_reseller(&admin, &name, parent).await?;
+                    println!("added reseller {} (id {})", r.name, r.id);
+                }
+                ResellerCmd::List => {
+                    for r in s.list_resellers(&admin).await? {
+                        let parent = r
+                            .parent_id
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "-".into());
+                        println!("{}\t{}\tparent={parent}", r.id, r.name);
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Journal(JournalCmd::Prune {
             older_than,
             account,
@@ -271,6 +387,7 @@ async fn account_cmd(cfg: &Config, cmd: AccountCmd) -> anyhow::Result<()> {
                         timezone,
                         mobile_number: mobile,
                         pstn_caller_id,
+                        customer_id: None,
                     },
                     &pw,
                 )
@@ -327,6 +444,71 @@ async fn account_cmd(cfg: &Config, cmd: AccountCmd) -> anyhow::Result<()> {
             let a = s.find_account(&address).await?;
             s.remove_account(&a).await?;
             println!("removed {}", a.address());
+        }
+    }
+    Ok(())
+}
+
+async fn operator_cmd(cfg: &Config, cmd: OperatorCmd) -> anyhow::Result<()> {
+    use crate::domain::Role;
+    use crate::service::tenancy::NewOperator;
+    let s = services(cfg).await?;
+    let admin = Services::cli_admin();
+    let by_name = |name: &str| {
+        let s = s.clone();
+        let name = name.to_owned();
+        async move {
+            s.store
+                .operator_by_name(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("operator {name} does not exist"))
+        }
+    };
+    match cmd {
+        OperatorCmd::Add {
+            name,
+            role,
+            customer,
+            reseller,
+            password,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("role must be ADMIN, RESELLER, OWNER, MANAGER or VIEWER")
+            })?;
+            let pw = read_password(&password)?;
+            let o = s
+                .create_operator(
+                    &admin,
+                    NewOperator {
+                        name,
+                        role,
+                        customer_id: customer,
+                        reseller_id: reseller,
+                        password: Some(pw),
+                    },
+                )
+                .await?;
+            println!("added operator {} ({}, id {})", o.name, o.role, o.id);
+        }
+        OperatorCmd::List => {
+            for o in s.list_operators(&admin).await? {
+                let scope = match (o.customer_id, o.reseller_id) {
+                    (Some(c), _) => format!("customer={c}"),
+                    (_, Some(r)) => format!("reseller={r}"),
+                    _ => "all".into(),
+                };
+                println!("{}\t{}\t{}\t{scope}", o.id, o.name, o.role);
+            }
+        }
+        OperatorCmd::Remove { name } => {
+            let o = by_name(&name).await?;
+            s.delete_operator(&admin, o.id).await?;
+            println!("removed operator {name}");
+        }
+        OperatorCmd::Token(TokenCmd::Create { name, expires }) => {
+            let o = by_name(&name).await?;
+            let (_, secret) = s.create_token(&admin, o.id, "cli", expires).await?;
+            println!("{secret}");
         }
     }
     Ok(())

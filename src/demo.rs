@@ -26,6 +26,7 @@ pub async fn seed(s: &Services, password: &str) -> ServiceResult<Account> {
                 timezone: Some("Europe/Amsterdam".into()),
                 mobile_number: Some("+31612345678".into()),
                 pstn_caller_id: Some("+31201234567".into()),
+                customer_id: None,
             },
             password,
         )

@@ -29,6 +29,8 @@ pub struct Account {
     pub temp_groups: Option<String>,
     pub temp_expires_at: Option<i64>,
     pub created_at: i64,
+    pub customer_id: i64,
+    pub updated_at: i64,
 }
 
 impl Account {
@@ -52,6 +54,8 @@ pub struct NewAccount {
     pub timezone: Option<String>,
     pub mobile_number: Option<String>,
     pub pstn_caller_id: Option<String>,
+    /// `None`: the default customer (id 1).
+    pub customer_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -174,3 +178,78 @@ impl Forwarding {
 
 pub const VOICE_MAILBOX: &str = "<voice-mailbox>";
 pub const MOBILE_NUMBER: &str = "<mobile-number>";
+
+/// Operator roles (spec operator-api §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    Admin,
+    Reseller,
+    Owner,
+    Manager,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Reseller => "RESELLER",
+            Role::Owner => "OWNER",
+            Role::Manager => "MANAGER",
+            Role::Viewer => "VIEWER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s.trim().to_ascii_uppercase().as_str() {
+            "ADMIN" => Role::Admin,
+            "RESELLER" => Role::Reseller,
+            "OWNER" => Role::Owner,
+            "MANAGER" => Role::Manager,
+            "VIEWER" => Role::Viewer,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Reseller {
+    pub id: i64,
+    pub name: String,
+    pub parent_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Customer {
+    pub id: i64,
+    pub name: String,
+    pub reseller_id: Option<i64>,
+    pub sip_account_limit: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OperatorRow {
+    pub id: i64,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub role: String,
+    pub customer_id: Option<i64>,
+    pub reseller_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiToken {
+    pub id: i64,
+    pub operator_id: i64,
+    pub name: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub created_at: i64,
+}

@@ -1,5 +1,6 @@
 //! HTTP: the router, shared state, client addresses, and the server loop.
 
+pub mod api;
 pub mod params;
 pub mod settings;
 
@@ -77,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(settings::routes())
+        .merge(api::routes())
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // A stuck store must not hold connections forever; clients retry on 503.
         .layer(TimeoutLayer::with_status_code(
@@ -103,6 +106,15 @@ pub fn router(state: AppState) -> Router {
             header::COOKIE,
         ]))
         .with_state(state)
+}
+
+/// Unknown paths: a problem document under `/api/`, the settings JSON error elsewhere.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        api::ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").into_response()
+    } else {
+        settings::json_error(StatusCode::NOT_FOUND, "Not found")
+    }
 }
 
 async fn health() -> Response {

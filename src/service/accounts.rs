@@ -150,6 +150,24 @@ impl Services {
         })?;
         let ha1 = Ha1Set::new(&a.username, &a.domain, password);
         let mut tx = self.store.begin_write().await?;
+        let customer = a.customer_id.unwrap_or(super::tenancy::DEFAULT_CUSTOMER);
+        match self
+            .store
+            .lock_customer_count_accounts(&mut tx, customer)
+            .await?
+        {
+            None => {
+                return Err(ServiceError::NotFound(format!(
+                    "customer {customer} does not exist"
+                )));
+            }
+            Some((Some(limit), n)) if n >= limit => {
+                return Err(ServiceError::Invalid(format!(
+                    "the customer's limit of {limit} SIP accounts is reached"
+                )));
+            }
+            Some(_) => {}
+        }
         if let Some(kind) = self
             .store
             .name_taken(&mut tx, domain.id, &a.username)

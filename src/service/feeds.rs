@@ -124,6 +124,29 @@ impl Services {
         Ok(())
     }
 
+    pub async fn remove_enum_number(&self, a: &Account, number: &str) -> ServiceResult<()> {
+        let mut tx = self.store.begin_write().await?;
+        if self.store.delete_enum(&mut tx, a.id, number).await? == 0 {
+            return Err(ServiceError::NotFound(format!(
+                "{} is not mapped to this account",
+                validate::truncate(number, 40)
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_voicemail(&self, a: &Account) -> ServiceResult<()> {
+        let mut tx = self.store.begin_write().await?;
+        if self.store.delete_voicemail(&mut tx, a.id).await? == 0 {
+            return Err(ServiceError::NotFound(
+                "the account has no voicemail box".into(),
+            ));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn set_voicemail(&self, a: &Account, vm: NewVoicemail) -> ServiceResult<()> {
         if vm.mailbox.is_empty() || vm.mailbox.len() > 64 || vm.password.len() > 64 {
             return Err(ServiceError::invalid(

@@ -5,6 +5,7 @@ mod feeds;
 mod history;
 pub mod journal;
 mod settings;
+pub mod tenancy;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::crypto::Keys;
 use crate::domain::Account;
 use crate::store::Store;
 
-pub use accounts::{Identity, split_address};
+pub use accounts::{Identity, effective_no_answer_timeout, split_address};
 pub use feeds::NewVoicemail;
 pub use history::{ActiveCall, BalanceMove, CallHistory, CallView, Device, MonthlyUsage, Prepaid};
 pub use settings::{AcceptRulesView, PersistentRule, Temporary, VoicemailView};

@@ -13,7 +13,8 @@ macro_rules! account_select {
          a.first_name, a.last_name, a.email, a.timezone, a.mobile_number, a.pstn_caller_id, \
          a.no_answer_timeout, a.quick_dial, a.blocked, a.privacy, a.balance, a.fwd_func, \
          a.fwd_fnol, a.fwd_fbus, a.fwd_fnoa, a.fwd_funv, a.temp_groups, a.temp_expires_at, \
-         a.created_at FROM accounts a JOIN domains d ON d.id = a.domain_id "
+         a.created_at, a.customer_id, a.updated_at \
+         FROM accounts a JOIN domains d ON d.id = a.domain_id "
     };
 }
 
@@ -156,8 +157,8 @@ impl Store {
         sqlx::query_scalar(
             "INSERT INTO accounts (domain_id, username, ha1_md5, ha1_sha256, ha1_md5_full, \
              ha1_sha256_full, first_name, last_name, email, timezone, mobile_number, \
-             pstn_caller_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $12, $13, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+             pstn_caller_id, created_at, updated_at, customer_id) \
+             VALUES ($1, $2, $3, $4, $12, $13, $5, $6, $7, $8, $9, $10, $11, $11, $14) RETURNING id",
         )
         .bind(domain_id)
         .bind(&a.username)
@@ -172,6 +173,7 @@ impl Store {
         .bind(now)
         .bind(&ha1.md5_full)
         .bind(&ha1.sha256_full)
+        .bind(a.customer_id.unwrap_or(1))
         .fetch_one(tx.conn())
         .await
     }
@@ -387,6 +389,32 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
+    }
+
+    pub async fn delete_enum(
+        &self,
+        tx: &mut WriteTx,
+        account_id: i64,
+        number: &str,
+    ) -> sqlx::Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM enum_numbers WHERE account_id = $1 AND number = $2")
+                .bind(account_id)
+                .bind(number)
+                .execute(tx.conn())
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    pub async fn delete_voicemail(&self, tx: &mut WriteTx, account_id: i64) -> sqlx::Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM voicemail_boxes WHERE account_id = $1")
+                .bind(account_id)
+                .execute(tx.conn())
+                .await?
+                .rows_affected(),
+        )
     }
 
     pub async fn insert_enum(

@@ -3,11 +3,13 @@
 //! The SQL text is the same for both backends wherever it is portable (`$n` markers,
 //! `ON CONFLICT`, `RETURNING`, integer times); every query runs in the test suite on both.
 
+#[macro_use]
 mod accounts;
 pub mod cache;
 mod history;
 mod journal;
 mod settings;
+mod tenancy;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use cache::AccountCache;
 pub use accounts::AccountUpdate;
 pub use history::BalanceChange;
 pub use journal::{JournalQuery, JournalRow, NewJournalEntry};
+pub use tenancy::CustomerFilter;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

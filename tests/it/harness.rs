@@ -228,6 +228,7 @@ impl TestServer {
                         timezone: Some("Europe/Amsterdam".into()),
                         mobile_number: Some("+31612345678".into()),
                         pstn_caller_id: Some("+31201234567".into()),
+                        customer_id: None,
                     },
                     pw,
                 )

@@ -8,4 +8,5 @@ mod cli;
 mod harness;
 mod isolation;
 mod journal;
+mod operator;
 mod readme;

@@ -1,0 +1,543 @@
+//! The native operator API: roles and scope (operator-api §1), tokens, problem details, ETags.
+
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, backends, read};
+use sipsettings::domain::{NewAccount, Role};
+use sipsettings::service::Services;
+use sipsettings::service::tenancy::NewOperator;
+
+const PW: &str = "operator-secret";
+
+struct Op<'a> {
+    base: &'a str,
+    auth: String,
+}
+
+impl Op<'_> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let http = reqwest::Client::new();
+        let url = format!("{}{path}", self.base);
+        let mut rb = match method {
+            "GET" => http.get(url),
+            "POST" => http.post(url),
+            "PATCH" => http.patch(url),
+            "PUT" => http.put(url),
+            "DELETE" => http.delete(url),
+            _ => unreachable!(),
+        };
+        rb = rb.header("authorization", &self.auth);
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = read(rb.send().await.unwrap()).await;
+        let v = serde_json::from_str(&r.text).unwrap_or(Value::Null);
+        if r.status >= 400 {
+            assert_eq!(
+                r.content_type(),
+                "application/problem+json",
+                "{path}: {}",
+                r.text
+            );
+            assert_eq!(v["status"], r.status, "{}", r.text);
+        }
+        (r.status, v, r.headers)
+    }
+}
+
+fn basic(name: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{PW}"))
+    )
+}
+
+struct World {
+    accounts: Vec<(&'static str, i64)>,
+    customers: Vec<(&'static str, i64)>,
+}
+
+async fn world(s: &Services) -> World {
+    let admin = Services::cli_admin();
+    s.add_domain("example.com").await.unwrap();
+    let r1 = s.create_reseller(&admin, "R1", None).await.unwrap();
+    let r1a = s.create_reseller(&admin, "R1a", Some(r1.id)).await.unwrap();
+    let r2 = s.create_reseller(&admin, "R2", None).await.unwrap();
+    let c1 = s
+        .create_customer(&admin, "C1", Some(r1.id), Some(3))
+        .await
+        .unwrap();
+    let c1a = s
+        .create_customer(&admin, "C1a", Some(r1a.id), None)
+        .await
+        .unwrap();
+    let c2 = s
+        .create_customer(&admin, "C2", Some(r2.id), None)
+        .await
+        .unwrap();
+    let mut accounts = Vec::new();
+    for (user, c) in [("a1", c1.id), ("a1a", c1a.id), ("a2", c2.id), ("a0", 1)] {
+        let a = s
+            .add_account(
+                NewAccount {
+                    username: user.into(),
+                    domain: "example.com".into(),
+                    customer_id: Some(c),
+                    ..Default::default()
+                },
+                "sip-pw",
+            )
+            .await
+            .unwrap();
+        accounts.push((user, a.id));
+    }
+    for (name, role, customer, reseller) in [
+        ("admin", Role::Admin, None, None),
+        ("res1", Role::Reseller, None, Some(r1.id)),
+        ("res2", Role::Reseller, None, Some(r2.id)),
+        ("owner1", Role::Owner, Some(c1.id), None),
+        ("manager1", Role::Manager, Some(c1.id), None),
+        ("viewer1", Role::Viewer, Some(c1.id), None),
+    ] {
+        s.create_operator(
+            &admin,
+            NewOperator {
+                name: name.into(),
+                role,
+                customer_id: customer,
+                reseller_id: reseller,
+                password: Some(PW.into()),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    World {
+        accounts,
+        customers: vec![
+            ("C1", c1.id),
+            ("C1a", c1a.id),
+            ("C2", c2.id),
+            ("default", 1),
+        ],
+    }
+}
+
+/// Which accounts each operator may see (reads) — everything else looks like "not found".
+fn visible(op: &str) -> &'static [&'static str] {
+    match op {
+        "admin" => &["a1", "a1a", "a2", "a0"],
+        "res1" => &["a1", "a1a"],
+        "res2" => &["a2"],
+        _ => &["a1"],
+    }
+}
+
+#[tokio::test]
+async fn scope_table_every_endpoint_every_role() {
+    for b in backends() {
+        let ts = TestServer::start(b).await;
+        let w = world(&ts.services).await;
+        let ops = ["admin", "res1", "res2", "owner1", "manager1", "viewer1"];
+        for opname in ops {
+            // Bearer tokens here: argon2 per request would make this table slow in debug builds.
+            let row = ts
+                .services
+                .store
+                .operator_by_name(opname)
+                .await
+                .unwrap()
+                .unwrap();
+            let (_, token) = ts
+                .services
+                .create_token(&Services::cli_admin(), row.id, "t", None)
+                .await
+                .unwrap();
+            let op = Op {
+                base: &ts.base,
+                auth: format!("Bearer {token}"),
+            };
+            let (st, list, _) = op.call("GET", "/api/v1/accounts?limit=500", None).await;
+            assert_eq!(st, 200);
+            let mut seen: Vec<String> = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["username"].as_str().unwrap().to_owned())
+                .collect();
+            seen.sort();
+            let mut want: Vec<String> = visible(opname).iter().map(|s| s.to_string()).collect();
+            want.sort();
+            assert_eq!(seen, want, "{opname} list");
+            assert_eq!(list["total"], want.len());
+            for (user, id) in &w.accounts {
+                let in_scope = visible(opname).contains(user);
+                let writer = opname != "viewer1";
+                let read_status = if in_scope { 200 } else { 404 };
+                let write_status = match (in_scope, writer) {
+                    (false, _) => 404,
+                    (true, false) => 403,
+                    (true, true) => 200,
+                };
+                let create_status = match (in_scope, writer) {
+                    (false, _) => 404,
+                    (true, false) => 403,
+                    (true, true) => 201,
+                };
+                let base = format!("/api/v1/accounts/{id}");
+                for path in [
+                    base.clone(),
+                    format!("{base}/aliases"),
+                    format!("{base}/enum_numbers"),
+                    format!("{base}/call_forwarding"),
+                    format!("{base}/accept_rules"),
+                    format!("{base}/reject_rules"),
+                ] {
+                    let (st, _, _) = op.call("GET", &path, None).await;
+                    assert_eq!(st, read_status, "{opname} GET {path} ({user})");
+                }
+                // 404 out of scope, or while the account has no mailbox yet.
+                let (st, v, _) = op.call("GET", &format!("{base}/voicemail"), None).await;
+                assert!(
+                    st == 404 || (in_scope && st == 200),
+                    "{opname} voicemail {st} {v}"
+                );
+                for (method, path, body, ok) in [
+                    (
+                        "PATCH",
+                        base.clone(),
+                        json!({"first_name": format!("by {opname}")}),
+                        write_status,
+                    ),
+                    (
+                        "PUT",
+                        format!("{base}/password"),
+                        json!({"password": "x-new"}),
+                        write_status,
+                    ),
+                    (
+                        "POST",
+                        format!("{base}/aliases"),
+                        json!({"username": format!("{user}-{opname}")}),
+                        create_status,
+                    ),
+                    (
+                        "PATCH",
+                        format!("{base}/call_forwarding"),
+                        json!({"FUNC": "bob"}),
+                        write_status,
+                    ),
+                    (
+                        "PUT",
+                        format!("{base}/reject_rules"),
+                        json!(["sip:x@y.com"]),
+                        write_status,
+                    ),
+                    (
+                        "PUT",
+                        format!("{base}/accept_rules"),
+                        json!({"temporary": {"groups": ["nobody"], "duration": 5}}),
+                        write_status,
+                    ),
+                    (
+                        "PUT",
+                        format!("{base}/voicemail"),
+                        json!({"mailbox": "1", "password": "2", "account": "1@vm.example.com"}),
+                        write_status,
+                    ),
+                ] {
+                    let (st, v, _) = op.call(method, &path, Some(body)).await;
+                    assert_eq!(st, ok, "{opname} {method} {path} ({user}): {v}");
+                }
+            }
+            // Customers.
+            for (cname, cid) in &w.customers {
+                let sees = match opname {
+                    "admin" => true,
+                    "res1" => *cname == "C1" || *cname == "C1a",
+                    "res2" => *cname == "C2",
+                    _ => *cname == "C1",
+                };
+                let (st, _, _) = op
+                    .call("GET", &format!("/api/v1/customers/{cid}"), None)
+                    .await;
+                assert_eq!(
+                    st,
+                    if sees { 200 } else { 404 },
+                    "{opname} customer {cname}"
+                );
+                let (st, _, _) = op
+                    .call("GET", &format!("/api/v1/accounts?customer_id={cid}"), None)
+                    .await;
+                assert_eq!(
+                    st,
+                    if sees { 200 } else { 404 },
+                    "{opname} accounts of {cname}"
+                );
+            }
+            let (_, cl, _) = op.call("GET", "/api/v1/customers", None).await;
+            let n = cl["items"].as_array().unwrap().len();
+            let want = match opname {
+                "admin" => 4,
+                "res1" => 2,
+                _ => 1,
+            };
+            assert_eq!(n, want, "{opname} customers");
+        }
+        ts.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn operators_tokens_and_limits() {
+    for b in backends() {
+        let ts = TestServer::start(b).await;
+        let w = world(&ts.services).await;
+        let c1 = w.customers[0].1;
+        let c2 = w.customers[2].1;
+        let owner = Op {
+            base: &ts.base,
+            auth: basic("owner1"),
+        };
+        // An OWNER manages its own customer's operators only.
+        let (st, v, _) = owner
+            .call(
+                "POST",
+                "/api/v1/operators",
+                Some(json!({"name": "m2", "role": "MANAGER", "customer_id": c1, "password": PW})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        let (st, _, _) = owner
+            .call(
+                "POST",
+                "/api/v1/operators",
+                Some(json!({"name": "m3", "role": "MANAGER", "customer_id": c2, "password": PW})),
+            )
+            .await;
+        assert_eq!(st, 404);
+        let (st, _, _) = owner
+            .call(
+                "POST",
+                "/api/v1/operators",
+                Some(json!({"name": "a2", "role": "ADMIN", "password": PW})),
+            )
+            .await;
+        assert_eq!(st, 403);
+        let manager = Op {
+            base: &ts.base,
+            auth: basic("manager1"),
+        };
+        let (st, _, _) = manager
+            .call(
+                "POST",
+                "/api/v1/operators",
+                Some(json!({"name": "m4", "role": "VIEWER", "customer_id": c1})),
+            )
+            .await;
+        assert_eq!(st, 403);
+        // A RESELLER creates customers in its subtree only.
+        let res1 = Op {
+            base: &ts.base,
+            auth: basic("res1"),
+        };
+        let (st, v, _) = res1
+            .call("POST", "/api/v1/customers", Some(json!({"name": "new"})))
+            .await;
+        assert_eq!(st, 201, "{v}");
+        let (_, rs, _) = res1.call("GET", "/api/v1/resellers", None).await;
+        assert_eq!(rs["items"].as_array().unwrap().len(), 2);
+        let (st, _, _) = res1
+            .call(
+                "POST",
+                "/api/v1/customers",
+                Some(json!({"name": "x", "reseller_id": 3})),
+            )
+            .await;
+        assert_eq!(st, 404);
+        // The customer limit: C1 allows 3 accounts and has 1.
+        for (i, want) in [(0, 201), (1, 201), (2, 422)] {
+            let (st, v, _) = owner
+                .call(
+                    "POST",
+                    "/api/v1/accounts",
+                    Some(json!({"username": format!("new{i}"), "domain": "example.com", "password": "pw"})),
+                )
+                .await;
+            assert_eq!(st, want, "{v}");
+            if want == 422 {
+                assert!(v["detail"].as_str().unwrap().contains("limit"));
+            }
+        }
+        // A generated password is shown once.
+        let admin = Op {
+            base: &ts.base,
+            auth: basic("admin"),
+        };
+        let (st, v, _) = admin
+            .call(
+                "POST",
+                "/api/v1/accounts",
+                Some(json!({"username": "gen", "domain": "example.com", "customer_id": c2})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let generated = v["password"].as_str().unwrap().to_owned();
+        let sip = crate::harness::Client::new(&ts.base, "gen", &generated, "example.com");
+        assert_eq!(sip.get("action=get_identity").await.status, 200);
+        // Tokens: shown once, work as Bearer, stop working when revoked.
+        let (_, me, _) = owner.call("GET", "/api/v1/me", None).await;
+        let (st, t, _) = owner
+            .call(
+                "POST",
+                &format!("/api/v1/operators/{}/tokens", me["id"]),
+                Some(json!({"name": "ci", "expires_days": 30})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let token = t["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("sst_"));
+        let bearer = Op {
+            base: &ts.base,
+            auth: format!("Bearer {token}"),
+        };
+        let (st, me2, _) = bearer.call("GET", "/api/v1/me", None).await;
+        assert_eq!((st, me2["name"].clone()), (200, json!("owner1")));
+        let (_, list, _) = owner
+            .call(
+                "GET",
+                &format!("/api/v1/operators/{}/tokens", me["id"]),
+                None,
+            )
+            .await;
+        assert!(list["items"][0].get("token").is_none());
+        let stored: Vec<String> =
+            sqlx::query_scalar::<_, String>("SELECT token_hash FROM api_tokens")
+                .fetch_all(ts.services.store.pool())
+                .await
+                .unwrap();
+        assert!(!stored.iter().any(|h| h.contains(&token)));
+        let (st, _, _) = owner
+            .call("DELETE", &format!("/api/v1/tokens/{}", t["id"]), None)
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(bearer.call("GET", "/api/v1/me", None).await.0, 401);
+        // Another customer's operator cannot revoke or list it.
+        let res2 = Op {
+            base: &ts.base,
+            auth: basic("res2"),
+        };
+        assert_eq!(
+            res2.call(
+                "GET",
+                &format!("/api/v1/operators/{}/tokens", me["id"]),
+                None
+            )
+            .await
+            .0,
+            404
+        );
+        // Passwords are stored as argon2id.
+        let hashes: Vec<String> =
+            sqlx::query_scalar::<_, String>("SELECT password_hash FROM operators")
+                .fetch_all(ts.services.store.pool())
+                .await
+                .unwrap();
+        assert!(hashes.iter().all(|h| h.starts_with("$argon2id$")));
+        ts.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn problems_etags_and_auth_failures() {
+    for b in backends() {
+        let ts = TestServer::start_with(b, |c| {
+            c.throttle.max_failures = 4;
+            c.throttle.slow_after = 0;
+        })
+        .await;
+        let w = world(&ts.services).await;
+        let admin = Op {
+            base: &ts.base,
+            auth: basic("admin"),
+        };
+        let id = w.accounts[0].1;
+        let (st, v, h) = admin
+            .call("GET", &format!("/api/v1/accounts/{id}"), None)
+            .await;
+        assert_eq!(st, 200);
+        let etag = h["etag"].to_str().unwrap().to_owned();
+        // If-Match with the current tag works, a stale one gets 412.
+        let http = reqwest::Client::new();
+        let patch = |tag: &str| {
+            http.patch(format!("{}/api/v1/accounts/{id}", ts.base))
+                .header("authorization", basic("admin"))
+                .header("if-match", tag)
+                .header("content-type", "application/json")
+                .body(json!({"email": "a1@mail.example", "no_answer_timeout": 60}).to_string())
+                .send()
+        };
+        let r = read(patch(&etag).await.unwrap()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["email"], "a1@mail.example");
+        assert_eq!(r.json()["no_answer_timeout"], 60);
+        let r = read(patch(&etag).await.unwrap()).await;
+        assert_eq!(r.status, 412);
+        assert_eq!(r.content_type(), "application/problem+json");
+        assert_ne!(v["email"], "a1@mail.example");
+        // Bad bodies and ids.
+        for (method, path, body, want) in [
+            ("POST", "/api/v1/accounts", "{not json", 400),
+            ("POST", "/api/v1/accounts", "{\"username\": 1}", 400),
+            (
+                "POST",
+                "/api/v1/accounts",
+                "{\"username\":\"x\",\"domain\":\"example.com\",\"bogus\":1}",
+                400,
+            ),
+            ("PATCH", "/api/v1/accounts/abc", "{}", 404),
+            ("PATCH", "/api/v1/accounts/999999", "{}", 404),
+            ("GET", "/api/v1/accounts?limit=0", "", 400),
+            ("GET", "/api/v1/accounts?limit=abc", "", 400),
+            ("GET", "/api/v1/nothing", "", 404),
+            (
+                "POST",
+                "/api/v1/accounts",
+                "{\"username\":\"bad user\",\"domain\":\"example.com\"}",
+                422,
+            ),
+        ] {
+            let r = read(
+                http.request(method.parse().unwrap(), format!("{}{path}", ts.base))
+                    .header("authorization", basic("admin"))
+                    .header("content-type", "application/json")
+                    .body(body.to_owned())
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(r.status, want, "{method} {path}: {}", r.text);
+            assert_eq!(r.content_type(), "application/problem+json", "{path}");
+        }
+        // Failed logins: 401 with a challenge, then 429 for the IP.
+        let bad = Op {
+            base: &ts.base,
+            auth: "Basic YWRtaW46d3Jvbmc=".into(),
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(bad.call("GET", "/api/v1/me", None).await.0);
+        }
+        assert_eq!(statuses, [401, 401, 401, 401, 429]);
+        ts.stop().await;
+    }
+}
