@@ -59,6 +59,8 @@ pub enum Command {
     /// Resellers (a tree; they own customers).
     #[command(subcommand)]
     Reseller(ResellerCmd),
+    /// Print the OpenAPI document of the operator API (/api/v1) to stdout.
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +196,25 @@ pub enum AccountCmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Openapi) {
+        // Needs neither configuration nor store.
+        return match crate::http::api::openapi_json() {
+            Ok(doc) => {
+                let mut out = std::io::stdout().lock();
+                match out.write_all(doc.as_bytes()).and_then(|()| out.flush()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the OpenAPI document: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (cfg, warnings) = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -268,6 +289,7 @@ fn read_password(p: &PasswordArgs) -> anyhow::Result<String> {
 
 async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
     match cmd {
+        Command::Openapi => Ok(()),
         Command::Serve { demo } => serve(cfg, demo).await,
         Command::Migrate => {
             let store = Store::connect(&cfg).await?;

@@ -180,7 +180,9 @@ pub const VOICE_MAILBOX: &str = "<voice-mailbox>";
 pub const MOBILE_NUMBER: &str = "<mobile-number>";
 
 /// Operator roles (spec operator-api §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Admin,

@@ -89,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             settings::json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }))
+        // Every error under /api/v1/ is a problem document, also those made above.
+        .layer(axum::middleware::from_fn(api::problems_only))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

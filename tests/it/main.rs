@@ -8,5 +8,6 @@ mod cli;
 mod harness;
 mod isolation;
 mod journal;
+mod openapi;
 mod operator;
 mod readme;

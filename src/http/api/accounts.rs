@@ -6,11 +6,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
+use super::model::{
+    AcceptRulesOut, AccountCreated, AccountOut, AliasCreated, BadRequest, Changed, Conflict,
+    DELETED, Deleted, EnumCreated, Forbidden, ForwardingOut, NotFound, Paged, PasswordOut,
+    PreconditionFailed, TooManyRequests, Unauthorized, Unavailable, Unprocessable, VoicemailOut,
+};
 use super::tenancy::id;
 use super::{
-    ApiError, ApiResult, Caller, JsonBody, Page, check_if_match, json_ok, paged, query, with_etag,
+    ApiError, ApiResult, Caller, JsonBody, Page, check_if_match, json_ok, query, with_etag,
 };
 use crate::crypto::random_password;
 use crate::domain::{Account, Forwarding, NewAccount};
@@ -18,7 +24,6 @@ use crate::http::AppState;
 use crate::service::NewVoicemail;
 use crate::service::tenancy::Operator;
 use crate::store::AccountUpdate;
-use crate::util::money_to_string;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -62,29 +67,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-pub fn account_json(a: &Account) -> Value {
-    json!({
-        "id": a.id,
-        "username": a.username,
-        "domain": a.domain,
-        "sip_address": a.address(),
-        "customer_id": a.customer_id,
-        "first_name": a.first_name,
-        "last_name": a.last_name,
-        "email": a.email,
-        "timezone": a.timezone,
-        "mobile_number": a.mobile_number,
-        "pstn_caller_id": a.pstn_caller_id,
-        "no_answer_timeout": crate::service::effective_no_answer_timeout(a.no_answer_timeout),
-        "quick_dial": a.quick_dial,
-        "blocked": a.is_blocked(),
-        "privacy": a.privacy != 0,
-        "balance": money_to_string(a.balance),
-        "created_at": a.created_at,
-        "updated_at": a.updated_at,
-    })
-}
-
 /// The account if the caller may see it; writes also need a writing role.
 async fn scoped(st: &AppState, op: &Operator, raw: &str, write: bool) -> ApiResult<Account> {
     let a = st.services.account_in_scope(op, id(raw)?).await?;
@@ -97,7 +79,19 @@ async fn scoped(st: &AppState, op: &Operator, raw: &str, write: bool) -> ApiResu
     Ok(a)
 }
 
-async fn list_accounts(
+/// The SIP accounts in the caller's scope, a page at a time.
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of accounts.", body = Paged<AccountOut>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_accounts(
     State(st): State<AppState>,
     Caller(op): Caller,
     RawQuery(q): RawQuery,
@@ -108,30 +102,58 @@ async fn list_accounts(
         .services
         .list_accounts_scoped(&op, page.customer_id, offset, limit)
         .await?;
-    Ok(paged(
-        rows.iter().map(account_json).collect(),
-        total,
-        offset,
-        limit,
-    ))
+    json_ok(
+        StatusCode::OK,
+        &Paged {
+            items: rows.iter().map(AccountOut::from).collect(),
+            total,
+            offset,
+            limit,
+        },
+    )
 }
 
-#[derive(Deserialize)]
+/// A new SIP account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AccountIn {
+pub(super) struct AccountIn {
+    /// The user part of the SIP address.
     username: String,
+    /// A domain this server serves.
     domain: String,
+    /// Without one a password is generated and shown once in the answer.
     password: Option<String>,
+    /// The owning customer (default: the caller's, or the default customer for ADMIN).
     customer_id: Option<i64>,
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
+    /// An IANA time zone name, e.g. `Europe/Amsterdam`.
     timezone: Option<String>,
     mobile_number: Option<String>,
     pstn_caller_id: Option<String>,
 }
 
-async fn create_account(State(st): State<AppState>, Caller(op): Caller, body: Bytes) -> ApiResult {
+/// Create a SIP account.
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts",
+    request_body = AccountIn,
+    responses(
+        (status = 201, description = "Created.", body = AccountCreated,
+            headers(("ETag" = String, description = "The version of the representation."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create_account(
+    State(st): State<AppState>,
+    Caller(op): Caller,
+    body: Bytes,
+) -> ApiResult {
     let JsonBody(b) = JsonBody::<AccountIn>::parse(&body)?;
     if !op.can_write_accounts() {
         return Err(ApiError::new(
@@ -172,49 +194,91 @@ async fn create_account(State(st): State<AppState>, Caller(op): Caller, body: By
             &password,
         )
         .await?;
-    let mut v = account_json(&a);
-    if generated && let Some(o) = v.as_object_mut() {
-        o.insert("password".into(), Value::String(password));
-    }
-    Ok(with_etag(StatusCode::CREATED, &v))
+    with_etag(
+        StatusCode::CREATED,
+        &AccountCreated {
+            account: AccountOut::from(&a),
+            password: generated.then_some(password),
+        },
+    )
 }
 
-async fn get_account(
+/// One SIP account.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The account.", body = AccountOut,
+            headers(("ETag" = String, description = "The version, for `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_account(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    Ok(with_etag(StatusCode::OK, &account_json(&a)))
+    with_etag(StatusCode::OK, &AccountOut::from(&a))
 }
 
 fn opt_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::<String>::deserialize(d)?))
 }
 
-#[derive(Deserialize)]
+/// Changes to an account; absent keys keep their value, `null` clears a text.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AccountPatch {
+pub(super) struct AccountPatch {
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     timezone: Option<Option<String>>,
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     mobile_number: Option<Option<String>>,
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     pstn_caller_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(value_type = Option<String>)]
     quick_dial: Option<Option<String>>,
+    /// Seconds.
     no_answer_timeout: Option<i64>,
     blocked: Option<bool>,
     privacy: Option<bool>,
 }
 
-async fn patch_account(
+/// Change a SIP account.
+#[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts",
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("If-Match" = Option<String>, Header, description = "Only if the account is still at this version (`ETag`)."),
+    ),
+    request_body = AccountPatch,
+    responses(
+        (status = 200, description = "The changed account.", body = AccountOut,
+            headers(("ETag" = String, description = "The new version."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn patch_account(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -222,7 +286,7 @@ async fn patch_account(
     body: Bytes,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
-    check_if_match(&headers, &account_json(&a))?;
+    check_if_match(&headers, &AccountOut::from(&a))?;
     let JsonBody(b) = JsonBody::<AccountPatch>::parse(&body)?;
     let s = &st.services;
     let mut a = s
@@ -249,38 +313,78 @@ async fn patch_account(
     if b.blocked.is_some() || b.privacy.is_some() {
         a = s.account_in_scope(&op, a.id).await?;
     }
-    Ok(with_etag(StatusCode::OK, &account_json(&a)))
+    with_etag(StatusCode::OK, &AccountOut::from(&a))
 }
 
-async fn delete_account(
+/// Delete a SIP account and everything it has.
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_account(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.remove_account(&a).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
-#[derive(Deserialize)]
+/// A new SIP password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordIn {
+pub(super) struct AccountPasswordIn {
     password: String,
 }
 
-async fn set_password(
+/// Set a SIP account's password.
+#[utoipa::path(put, path = "/api/v1/accounts/{id}/password", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = AccountPasswordIn,
+    responses(
+        (status = 200, description = "Changed.", body = Changed),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn set_password(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
     body: Bytes,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
-    let JsonBody(b) = JsonBody::<PasswordIn>::parse(&body)?;
+    let JsonBody(b) = JsonBody::<AccountPasswordIn>::parse(&body)?;
     st.services.set_password(&a, &b.password).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"changed": true})))
+    json_ok(StatusCode::OK, &Changed { changed: true })
 }
 
-async fn reset_password(
+/// Give a SIP account a new random password, shown once.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/password/reset", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The new password.", body = PasswordOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn reset_password(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -288,30 +392,55 @@ async fn reset_password(
     let a = scoped(&st, &op, &aid, true).await?;
     let pw = random_password();
     st.services.set_password(&a, &pw).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"password": pw})))
+    json_ok(StatusCode::OK, &PasswordOut { password: pw })
 }
 
 // ---- aliases and ENUM numbers ----
 
-async fn list_aliases(
+/// A SIP account's aliases, `user@domain`.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/aliases", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The aliases.", body = Vec<String>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_aliases(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    Ok(json_ok(
-        StatusCode::OK,
-        &json!(st.services.aliases(&a).await?),
-    ))
+    json_ok(StatusCode::OK, &st.services.aliases(&a).await?)
 }
 
-#[derive(Deserialize)]
+/// A new alias in the account's own domain.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AliasIn {
+pub(super) struct AliasIn {
+    /// The user part.
     username: String,
 }
 
-async fn add_alias(
+/// Add an alias.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/aliases", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = AliasIn,
+    responses(
+        (status = 201, description = "Added.", body = AliasCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn add_alias(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -320,41 +449,84 @@ async fn add_alias(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<AliasIn>::parse(&body)?;
     let name = st.services.add_alias(&a, Some(&b.username)).await?;
-    Ok(json_ok(
+    json_ok(
         StatusCode::CREATED,
-        &json!({"alias": format!("{name}@{}", a.domain)}),
-    ))
+        &AliasCreated {
+            alias: format!("{name}@{}", a.domain),
+        },
+    )
 }
 
-async fn delete_alias(
+/// Remove an alias.
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}/aliases/{name}", tag = "accounts",
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("name" = String, Path, description = "The alias, its user part or `user@domain`"),
+    ),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_alias(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path((aid, name)): Path<(String, String)>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.delete_alias(&a, Some(&name)).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
-async fn list_enum(
+/// A SIP account's ENUM numbers.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/enum_numbers", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The numbers.", body = Vec<String>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_enum(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    Ok(json_ok(
-        StatusCode::OK,
-        &json!(st.services.enum_numbers(&a).await?),
-    ))
+    json_ok(StatusCode::OK, &st.services.enum_numbers(&a).await?)
 }
 
-#[derive(Deserialize)]
+/// A new ENUM number.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EnumIn {
+pub(super) struct EnumIn {
+    /// E.164, e.g. `+31201234567`.
     number: String,
 }
 
-async fn add_enum(
+/// Add an ENUM number.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/enum_numbers", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = EnumIn,
+    responses(
+        (status = 201, description = "Added.", body = EnumCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn add_enum(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -363,52 +535,97 @@ async fn add_enum(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<EnumIn>::parse(&body)?;
     st.services.add_enum_number(&a, &b.number).await?;
-    Ok(json_ok(StatusCode::CREATED, &json!({"number": b.number})))
+    json_ok(StatusCode::CREATED, &EnumCreated { number: b.number })
 }
 
-async fn delete_enum(
+/// Remove an ENUM number.
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}/enum_numbers/{number}", tag = "accounts",
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("number" = String, Path, description = "The number"),
+    ),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_enum(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path((aid, number)): Path<(String, String)>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.remove_enum_number(&a, &number).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
 // ---- voicemail ----
 
-#[derive(Deserialize)]
+/// A voicemail box.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VoicemailIn {
+pub(super) struct VoicemailIn {
     mailbox: String,
     password: String,
     name: Option<String>,
     email: Option<String>,
     info: Option<String>,
+    /// Default false.
     #[serde(default)]
     delete_after_email: bool,
+    /// The voicemail server account, `user@domain`.
     account: String,
 }
 
-async fn get_voicemail(
+/// A SIP account's voicemail box.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/voicemail", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The box.", body = VoicemailOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_voicemail(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    let vm =
-        st.services.voicemail(&a).await?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "the account has no voicemail box")
-        })?;
-    Ok(json_ok(
-        StatusCode::OK,
-        &json!({"mailbox": vm.mailbox, "password": vm.password, "name": vm.name, "email": vm.email,
-                "info": vm.info, "delete_after_email": vm.delete, "account": vm.account}),
-    ))
+    voicemail_of(&st, &a).await
 }
 
-async fn put_voicemail(
+async fn voicemail_of(st: &AppState, a: &Account) -> ApiResult {
+    let vm =
+        st.services.voicemail(a).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "the account has no voicemail box")
+        })?;
+    json_ok(StatusCode::OK, &VoicemailOut::from(vm))
+}
+
+/// Create or replace a SIP account's voicemail box.
+#[utoipa::path(put, path = "/api/v1/accounts/{id}/voicemail", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = VoicemailIn,
+    responses(
+        (status = 200, description = "The box.", body = VoicemailOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn put_voicemail(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -430,39 +647,107 @@ async fn put_voicemail(
             },
         )
         .await?;
-    get_voicemail(State(st), Caller(op), Path(aid)).await
+    voicemail_of(&st, &a).await
 }
 
-async fn delete_voicemail(
+/// Remove a SIP account's voicemail box.
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}/voicemail", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_voicemail(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.remove_voicemail(&a).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
 // ---- forwarding and rules ----
 
-fn forwarding_json(st: &AppState, a: &Account) -> Value {
-    let mut m = Map::new();
+fn forwarding_of(st: &AppState, a: &Account) -> ForwardingOut {
+    let mut out = ForwardingOut::default();
     for (f, v) in st.services.call_forwarding(a) {
-        m.insert(f.key().into(), json!(v));
+        let slot = match f {
+            Forwarding::Func => &mut out.func,
+            Forwarding::Fnol => &mut out.fnol,
+            Forwarding::Fbus => &mut out.fbus,
+            Forwarding::Fnoa => &mut out.fnoa,
+            Forwarding::Funv => &mut out.funv,
+        };
+        *slot = v;
     }
-    Value::Object(m)
+    out
 }
 
-async fn get_forwarding(
+/// A SIP account's call forwarding.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/call_forwarding", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The targets.", body = ForwardingOut,
+            headers(("ETag" = String, description = "The version, for `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_forwarding(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    Ok(with_etag(StatusCode::OK, &forwarding_json(&st, &a)))
+    with_etag(StatusCode::OK, &forwarding_of(&st, &a))
 }
 
-async fn patch_forwarding(
+/// Changes to call forwarding: a target (`user`, `user@domain`, `<voice-mailbox>`,
+/// `<mobile-number>`), or `null` or `""` for none; absent keys keep their value.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // The body is read key by key; this type documents it.
+pub(super) struct ForwardingPatch {
+    #[serde(rename = "FUNC")]
+    func: Option<String>,
+    #[serde(rename = "FNOL")]
+    fnol: Option<String>,
+    #[serde(rename = "FBUS")]
+    fbus: Option<String>,
+    #[serde(rename = "FNOA")]
+    fnoa: Option<String>,
+    #[serde(rename = "FUNV")]
+    funv: Option<String>,
+}
+
+/// Change a SIP account's call forwarding.
+#[utoipa::path(patch, path = "/api/v1/accounts/{id}/call_forwarding", tag = "accounts",
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("If-Match" = Option<String>, Header, description = "Only if forwarding is still at this version (`ETag`)."),
+    ),
+    request_body = ForwardingPatch,
+    responses(
+        (status = 200, description = "The targets.", body = ForwardingOut,
+            headers(("ETag" = String, description = "The new version."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn patch_forwarding(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -470,7 +755,7 @@ async fn patch_forwarding(
     body: Bytes,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
-    check_if_match(&headers, &forwarding_json(&st, &a))?;
+    check_if_match(&headers, &forwarding_of(&st, &a))?;
     let JsonBody(b) = JsonBody::<Map<String, Value>>::parse(&body)?;
     let mut changes = Vec::new();
     for (k, v) in b {
@@ -497,32 +782,83 @@ async fn patch_forwarding(
     }
     st.services.set_call_forwarding(&a, &changes).await?;
     let a = st.services.account_in_scope(&op, a.id).await?;
-    Ok(with_etag(StatusCode::OK, &forwarding_json(&st, &a)))
+    with_etag(StatusCode::OK, &forwarding_of(&st, &a))
 }
 
-async fn get_accept(
+/// A SIP account's accept rules.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/accept_rules", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The rules.", body = AcceptRulesOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_accept(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    let r = st.services.accept_rules(&a).await?;
-    let mut persistent = Map::new();
-    for p in r.persistent {
-        persistent.insert(
-            p.days.to_string(),
-            json!({"start": p.start, "stop": p.stop, "groups": p.groups}),
-        );
-    }
-    Ok(json_ok(
-        StatusCode::OK,
-        &json!({"persistent": persistent,
-                "temporary": {"groups": r.temporary.groups, "duration": r.temporary.duration},
-                "groups": r.groups}),
-    ))
+    accept_of(&st, &a).await
 }
 
-async fn put_accept(
+async fn accept_of(st: &AppState, a: &Account) -> ApiResult {
+    let r = st.services.accept_rules(a).await?;
+    json_ok(StatusCode::OK, &AcceptRulesOut::from(r))
+}
+
+/// A persistent accept rule.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents a body the service parses.
+pub(super) struct PersistentRuleIn {
+    /// `HH:MM`, before `stop`.
+    start: String,
+    /// `HH:MM`
+    stop: String,
+    /// 1 to 20 groups.
+    groups: Vec<String>,
+}
+
+/// The temporary accept rule (do-not-disturb).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents a body the service parses.
+pub(super) struct TemporaryIn {
+    /// 1 to 20 groups, e.g. `["nobody"]`.
+    groups: Vec<String>,
+    /// Minutes, 0 for indefinite.
+    duration: Option<i64>,
+}
+
+/// Accept rules, as `GET` shows them; what is absent is cleared.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Documents a body the service parses.
+pub(super) struct AcceptRulesIn {
+    /// Keyed by day mask: 1 (Mon) … 64 (Sun) added up, 1 to 127.
+    persistent: Option<std::collections::HashMap<String, PersistentRuleIn>>,
+    temporary: Option<TemporaryIn>,
+    /// Ignored (what `GET` shows).
+    groups: Option<Vec<String>>,
+}
+
+/// Replace a SIP account's accept rules.
+#[utoipa::path(put, path = "/api/v1/accounts/{id}/accept_rules", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = AcceptRulesIn,
+    responses(
+        (status = 200, description = "The rules.", body = AcceptRulesOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn put_accept(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -531,22 +867,44 @@ async fn put_accept(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<Value>::parse(&body)?;
     st.services.set_accept_rules(&a, &b).await?;
-    get_accept(State(st), Caller(op), Path(aid)).await
+    accept_of(&st, &a).await
 }
 
-async fn get_reject(
+/// A SIP account's reject rules: SIP URIs (`%` and `_` match any characters).
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/reject_rules", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The rules.", body = Vec<String>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_reject(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    Ok(json_ok(
-        StatusCode::OK,
-        &json!(st.services.reject_rules(&a).await?),
-    ))
+    json_ok(StatusCode::OK, &st.services.reject_rules(&a).await?)
 }
 
-async fn put_reject(
+/// Replace a SIP account's reject rules.
+#[utoipa::path(put, path = "/api/v1/accounts/{id}/reject_rules", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body(content = Vec<String>, description = "SIP URIs, e.g. `sip:spam@example.com`."),
+    responses(
+        (status = 200, description = "The rules.", body = Vec<String>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn put_reject(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(aid): Path<String>,
@@ -555,5 +913,5 @@ async fn put_reject(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<Value>::parse(&body)?;
     st.services.set_reject_rules(&a, &b).await?;
-    get_reject(State(st), Caller(op), Path(aid)).await
+    json_ok(StatusCode::OK, &st.services.reject_rules(&a).await?)
 }

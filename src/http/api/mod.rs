@@ -2,7 +2,11 @@
 //! pagination with a total, `ETag`/`If-Match` on updates. Thin: scope and rules live in services.
 
 mod accounts;
+pub mod model;
+mod openapi;
 mod tenancy;
+
+pub use openapi::{ApiDoc, openapi_json};
 
 use std::net::SocketAddr;
 
@@ -13,9 +17,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 use super::AppState;
 use crate::auth::throttle::Verdict;
@@ -27,6 +31,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(tenancy::routes())
         .merge(accounts::routes())
+        .merge(openapi::routes())
 }
 
 /// An RFC 9457 problem.
@@ -53,19 +58,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
+        let body = model::Problem {
+            kind: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
         let mut r = (
             self.status,
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
             )],
-            body.to_string(),
+            serde_json::to_string(&body).unwrap_or_default(),
         )
             .into_response();
         for (k, v) in self.headers {
@@ -112,23 +117,37 @@ impl<T: DeserializeOwned> JsonBody<T> {
     }
 }
 
-pub fn json_ok(status: StatusCode, v: &Value) -> Response {
-    (
+/// The JSON text of a response body.
+fn to_json<T: Serialize>(v: &T) -> ApiResult<String> {
+    serde_json::to_string(v).map_err(|e| {
+        tracing::error!("cannot serialize a response: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+pub fn json_ok<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
+    Ok((
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        v.to_string(),
+        to_json(v)?,
     )
-        .into_response()
+        .into_response())
 }
 
 /// `?offset=&limit=`: limit 1..500 (default 50).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Items to skip (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
+    /// Most items to return, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// Only this customer's accounts.
     pub customer_id: Option<i64>,
 }
 
@@ -146,13 +165,6 @@ impl Page {
     }
 }
 
-pub fn paged(items: Vec<Value>, total: i64, offset: i64, limit: i64) -> Response {
-    json_ok(
-        StatusCode::OK,
-        &json!({"items": items, "total": total, "offset": offset, "limit": limit}),
-    )
-}
-
 /// Query strings that do not parse get a problem document.
 pub fn query<T: DeserializeOwned>(parts_query: Option<&str>) -> ApiResult<T> {
     Query::<T>::try_from_uri(
@@ -165,20 +177,19 @@ pub fn query<T: DeserializeOwned>(parts_query: Option<&str>) -> ApiResult<T> {
 }
 
 /// `"<sha256 prefix>"` of the representation.
-pub fn etag_of(v: &Value) -> String {
-    format!(
-        "\"{}\"",
-        &crate::crypto::sha256_hex(v.to_string().as_bytes())[..16]
-    )
+pub fn etag_of<T: Serialize>(v: &T) -> ApiResult<String> {
+    let text = to_json(v)?;
+    let hex = crate::crypto::sha256_hex(text.as_bytes());
+    Ok(format!("\"{}\"", hex.get(..16).unwrap_or(&hex)))
 }
 
 /// 412 when `If-Match` is present and names another version.
-pub fn check_if_match(headers: &HeaderMap, current: &Value) -> ApiResult<()> {
+pub fn check_if_match<T: Serialize>(headers: &HeaderMap, current: &T) -> ApiResult<()> {
     let Some(want) = headers.get(header::IF_MATCH) else {
         return Ok(());
     };
     let want = want.to_str().unwrap_or("");
-    let tag = etag_of(current);
+    let tag = etag_of(current)?;
     if want.trim() == "*"
         || want
             .split(',')
@@ -193,12 +204,12 @@ pub fn check_if_match(headers: &HeaderMap, current: &Value) -> ApiResult<()> {
     }
 }
 
-pub fn with_etag(status: StatusCode, v: &Value) -> Response {
-    let mut r = json_ok(status, v);
-    if let Ok(h) = HeaderValue::from_str(&etag_of(v)) {
+pub fn with_etag<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
+    let mut r = json_ok(status, v)?;
+    if let Ok(h) = HeaderValue::from_str(&etag_of(v)?) {
         r.headers_mut().insert(header::ETAG, h);
     }
-    r
+    Ok(r)
 }
 
 /// The authenticated operator (HTTP Basic or Bearer token).
@@ -273,4 +284,40 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
     }
+}
+
+/// Under `/api/v1/`, every error is a problem document: answers that axum or a layer made
+/// without one (405 with its `Allow`, 413, a timeout's 503, a caught panic's 500) get one.
+pub async fn problems_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/v1/");
+    let r = next.run(req).await;
+    let status = r.status();
+    if !api || status.as_u16() < 400 {
+        return r;
+    }
+    let is_problem = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return r;
+    }
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this resource does not allow that method (see Allow)",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::SERVICE_UNAVAILABLE => "the request took too long, try again later",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal error",
+        _ => status.canonical_reason().unwrap_or("error"),
+    };
+    let mut p = ApiError::new(status, detail).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = r.headers().get(&name) {
+            p.headers_mut().insert(name, v.clone());
+        }
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE && !p.headers().contains_key(header::RETRY_AFTER) {
+        p.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    p
 }

@@ -4,13 +4,17 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{delete, get};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::model::{
+    BadRequest, Changed, Conflict, CustomerOut, DELETED, Deleted, DomainOut, Forbidden, MeOut,
+    NotFound, OperatorOut, Paged, ResellerOut, Revoked, TokenCreated, TokenOut, TooManyRequests,
+    Unauthorized, Unavailable, Unprocessable,
+};
 use super::{ApiError, ApiResult, Caller, JsonBody, json_ok};
-use crate::domain::{ApiToken, Customer, Domain, OperatorRow, Reseller, Role};
+use crate::domain::Role;
 use crate::http::AppState;
 use crate::service::tenancy::NewOperator;
 
@@ -77,84 +81,125 @@ fn forbid_unless(ok: bool) -> ApiResult<()> {
     }
 }
 
-pub fn reseller_json(r: &Reseller) -> Value {
-    json!({"id": r.id, "name": r.name, "parent_id": r.parent_id, "created_at": r.created_at, "updated_at": r.updated_at})
-}
-
-pub fn customer_json(c: &Customer) -> Value {
-    json!({"id": c.id, "name": c.name, "reseller_id": c.reseller_id,
-           "sip_account_limit": c.sip_account_limit, "created_at": c.created_at, "updated_at": c.updated_at})
-}
-
-fn operator_json(o: &OperatorRow) -> Value {
-    json!({"id": o.id, "name": o.name, "role": o.role, "customer_id": o.customer_id,
-           "reseller_id": o.reseller_id, "created_at": o.created_at})
-}
-
-fn token_json(t: &ApiToken) -> Value {
-    json!({"id": t.id, "operator_id": t.operator_id, "name": t.name, "expires_at": t.expires_at,
-           "revoked_at": t.revoked_at, "created_at": t.created_at})
-}
-
-fn domain_json(d: &Domain) -> Value {
-    json!({"id": d.id, "name": d.name, "created_at": d.created_at})
-}
-
-fn list(items: Vec<Value>) -> Response {
-    let total = items.len();
+/// A whole list as one page.
+fn list<'a, T, S: 'a>(rows: &'a [S]) -> ApiResult
+where
+    T: ToSchema + serde::Serialize + From<&'a S>,
+{
     json_ok(
         StatusCode::OK,
-        &json!({"items": items, "total": total, "offset": 0, "limit": total}),
+        &Paged::<T>::all(rows.iter().map(T::from).collect()),
     )
 }
 
-async fn me(Caller(op): Caller) -> Response {
-    json_ok(
-        StatusCode::OK,
-        &json!({"id": op.id, "name": op.name, "role": op.role.as_str(),
-                "customer_id": op.customer_id, "reseller_id": op.reseller_id}),
-    )
+/// The authenticated operator.
+#[utoipa::path(get, path = "/api/v1/me", tag = "operators",
+    responses(
+        (status = 200, description = "The caller.", body = MeOut),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn me(Caller(op): Caller) -> ApiResult {
+    json_ok(StatusCode::OK, &MeOut::from(&op))
 }
 
 // ---- resellers ----
 
-#[derive(Deserialize)]
+/// A new reseller.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResellerIn {
+pub(super) struct ResellerIn {
     name: String,
+    /// The parent reseller (default: none, a top-level reseller; a RESELLER's own by default).
     parent_id: Option<i64>,
 }
 
-async fn list_resellers(State(st): State<AppState>, Caller(op): Caller) -> ApiResult {
+/// The resellers in the caller's scope.
+#[utoipa::path(get, path = "/api/v1/resellers", tag = "resellers",
+    responses(
+        (status = 200, description = "All resellers in scope.", body = Paged<ResellerOut>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_resellers(State(st): State<AppState>, Caller(op): Caller) -> ApiResult {
     let rs = st.services.list_resellers(&op).await?;
-    Ok(list(rs.iter().map(reseller_json).collect()))
+    list::<ResellerOut, _>(&rs)
 }
 
-async fn create_reseller(State(st): State<AppState>, Caller(op): Caller, body: Bytes) -> ApiResult {
+/// Create a reseller.
+#[utoipa::path(post, path = "/api/v1/resellers", tag = "resellers",
+    request_body = ResellerIn,
+    responses(
+        (status = 201, description = "Created.", body = ResellerOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create_reseller(
+    State(st): State<AppState>,
+    Caller(op): Caller,
+    body: Bytes,
+) -> ApiResult {
     let JsonBody(b) = JsonBody::<ResellerIn>::parse(&body)?;
     let r = st
         .services
         .create_reseller(&op, &b.name, b.parent_id)
         .await?;
-    Ok(json_ok(StatusCode::CREATED, &reseller_json(&r)))
+    json_ok(StatusCode::CREATED, &ResellerOut::from(&r))
 }
 
-async fn get_reseller(
+/// One reseller.
+#[utoipa::path(get, path = "/api/v1/resellers/{id}", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id")),
+    responses(
+        (status = 200, description = "The reseller.", body = ResellerOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_reseller(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(rid): Path<String>,
 ) -> ApiResult {
     let r = st.services.get_reseller(&op, id(&rid)?).await?;
-    Ok(json_ok(StatusCode::OK, &reseller_json(&r)))
+    json_ok(StatusCode::OK, &ResellerOut::from(&r))
 }
 
-#[derive(Deserialize)]
+/// A reseller's new name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResellerPatch {
+pub(super) struct ResellerPatch {
     name: String,
 }
 
-async fn patch_reseller(
+/// Rename a reseller.
+#[utoipa::path(patch, path = "/api/v1/resellers/{id}", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id")),
+    request_body = ResellerPatch,
+    responses(
+        (status = 200, description = "Renamed.", body = ResellerOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn patch_reseller(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(rid): Path<String>,
@@ -162,49 +207,104 @@ async fn patch_reseller(
 ) -> ApiResult {
     let JsonBody(b) = JsonBody::<ResellerPatch>::parse(&body)?;
     let r = st.services.rename_reseller(&op, id(&rid)?, &b.name).await?;
-    Ok(json_ok(StatusCode::OK, &reseller_json(&r)))
+    json_ok(StatusCode::OK, &ResellerOut::from(&r))
 }
 
-async fn delete_reseller(
+/// Delete a reseller without customers or sub-resellers.
+#[utoipa::path(delete, path = "/api/v1/resellers/{id}", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_reseller(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(rid): Path<String>,
 ) -> ApiResult {
     st.services.delete_reseller(&op, id(&rid)?).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
 // ---- customers ----
 
-#[derive(Deserialize)]
+/// A new customer.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CustomerIn {
+pub(super) struct CustomerIn {
     name: String,
+    /// The owning reseller (a RESELLER's own by default).
     reseller_id: Option<i64>,
+    /// Most SIP accounts the customer may have (default: no limit).
     sip_account_limit: Option<i64>,
 }
 
-async fn list_customers(State(st): State<AppState>, Caller(op): Caller) -> ApiResult {
+/// The customers in the caller's scope.
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
+    responses(
+        (status = 200, description = "All customers in scope.", body = Paged<CustomerOut>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_customers(State(st): State<AppState>, Caller(op): Caller) -> ApiResult {
     let cs = st.services.list_customers(&op).await?;
-    Ok(list(cs.iter().map(customer_json).collect()))
+    list::<CustomerOut, _>(&cs)
 }
 
-async fn create_customer(State(st): State<AppState>, Caller(op): Caller, body: Bytes) -> ApiResult {
+/// Create a customer.
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers",
+    request_body = CustomerIn,
+    responses(
+        (status = 201, description = "Created.", body = CustomerOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create_customer(
+    State(st): State<AppState>,
+    Caller(op): Caller,
+    body: Bytes,
+) -> ApiResult {
     let JsonBody(b) = JsonBody::<CustomerIn>::parse(&body)?;
     let c = st
         .services
         .create_customer(&op, &b.name, b.reseller_id, b.sip_account_limit)
         .await?;
-    Ok(json_ok(StatusCode::CREATED, &customer_json(&c)))
+    json_ok(StatusCode::CREATED, &CustomerOut::from(&c))
 }
 
-async fn get_customer(
+/// One customer.
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers",
+    params(("id" = i64, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "The customer.", body = CustomerOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_customer(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(cid): Path<String>,
 ) -> ApiResult {
     let c = st.services.get_customer(&op, id(&cid)?).await?;
-    Ok(json_ok(StatusCode::OK, &customer_json(&c)))
+    json_ok(StatusCode::OK, &CustomerOut::from(&c))
 }
 
 /// `null` clears the limit; absent keeps it.
@@ -212,15 +312,33 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     Ok(Some(Option::<i64>::deserialize(d)?))
 }
 
-#[derive(Deserialize)]
+/// Changes to a customer; absent keys keep their value.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CustomerPatch {
+pub(super) struct CustomerPatch {
     name: Option<String>,
+    /// `null` removes the limit.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     sip_account_limit: Option<Option<i64>>,
 }
 
-async fn patch_customer(
+/// Rename a customer or change its account limit.
+#[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers",
+    params(("id" = i64, Path, description = "Customer id")),
+    request_body = CustomerPatch,
+    responses(
+        (status = 200, description = "Changed.", body = CustomerOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn patch_customer(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(cid): Path<String>,
@@ -231,36 +349,82 @@ async fn patch_customer(
         .services
         .update_customer(&op, id(&cid)?, b.name.as_deref(), b.sip_account_limit)
         .await?;
-    Ok(json_ok(StatusCode::OK, &customer_json(&c)))
+    json_ok(StatusCode::OK, &CustomerOut::from(&c))
 }
 
-async fn delete_customer(
+/// Delete a customer without accounts or operators.
+#[utoipa::path(delete, path = "/api/v1/customers/{id}", tag = "customers",
+    params(("id" = i64, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_customer(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(cid): Path<String>,
 ) -> ApiResult {
     st.services.delete_customer(&op, id(&cid)?).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
 // ---- operators and tokens ----
 
-#[derive(Deserialize)]
+/// A new operator.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OperatorIn {
+pub(super) struct OperatorIn {
     name: String,
+    /// ADMIN, RESELLER, OWNER, MANAGER or VIEWER (any case).
+    #[schema(value_type = Role)]
     role: String,
+    /// Required for OWNER, MANAGER and VIEWER.
     customer_id: Option<i64>,
+    /// Required for RESELLER.
     reseller_id: Option<i64>,
+    /// Without one the operator can only use tokens.
     password: Option<String>,
 }
 
-async fn list_operators(State(st): State<AppState>, Caller(op): Caller) -> ApiResult {
+/// The operators in the caller's scope.
+#[utoipa::path(get, path = "/api/v1/operators", tag = "operators",
+    responses(
+        (status = 200, description = "All operators in scope.", body = Paged<OperatorOut>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_operators(State(st): State<AppState>, Caller(op): Caller) -> ApiResult {
     let os = st.services.list_operators(&op).await?;
-    Ok(list(os.iter().map(operator_json).collect()))
+    list::<OperatorOut, _>(&os)
 }
 
-async fn create_operator(State(st): State<AppState>, Caller(op): Caller, body: Bytes) -> ApiResult {
+/// Create an operator.
+#[utoipa::path(post, path = "/api/v1/operators", tag = "operators",
+    request_body = OperatorIn,
+    responses(
+        (status = 201, description = "Created.", body = OperatorOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create_operator(
+    State(st): State<AppState>,
+    Caller(op): Caller,
+    body: Bytes,
+) -> ApiResult {
     let JsonBody(b) = JsonBody::<OperatorIn>::parse(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| {
         ApiError::new(
@@ -281,67 +445,127 @@ async fn create_operator(State(st): State<AppState>, Caller(op): Caller, body: B
             },
         )
         .await?;
-    Ok(json_ok(StatusCode::CREATED, &operator_json(&o)))
+    json_ok(StatusCode::CREATED, &OperatorOut::from(&o))
 }
 
-async fn get_operator(
+/// One operator.
+#[utoipa::path(get, path = "/api/v1/operators/{id}", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    responses(
+        (status = 200, description = "The operator.", body = OperatorOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_operator(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(oid): Path<String>,
 ) -> ApiResult {
     let o = st.services.get_operator(&op, id(&oid)?).await?;
-    Ok(json_ok(StatusCode::OK, &operator_json(&o)))
+    json_ok(StatusCode::OK, &OperatorOut::from(&o))
 }
 
-async fn delete_operator(
+/// Delete an operator (not yourself).
+#[utoipa::path(delete, path = "/api/v1/operators/{id}", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_operator(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(oid): Path<String>,
 ) -> ApiResult {
     st.services.delete_operator(&op, id(&oid)?).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
 
-#[derive(Deserialize)]
+/// A new password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordIn {
+pub(super) struct OperatorPasswordIn {
+    /// 1 to 1024 bytes.
     password: String,
 }
 
-async fn set_operator_password(
+/// Set an operator's password.
+#[utoipa::path(put, path = "/api/v1/operators/{id}/password", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    request_body = OperatorPasswordIn,
+    responses(
+        (status = 200, description = "Changed.", body = Changed),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn set_operator_password(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(oid): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let JsonBody(b) = JsonBody::<PasswordIn>::parse(&body)?;
+    let JsonBody(b) = JsonBody::<OperatorPasswordIn>::parse(&body)?;
     st.services
         .set_operator_password(&op, id(&oid)?, &b.password)
         .await?;
-    Ok(json_ok(StatusCode::OK, &json!({"changed": true})))
+    json_ok(StatusCode::OK, &Changed { changed: true })
 }
 
-#[derive(Deserialize)]
+/// A new API token; an empty body takes the defaults.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenIn {
+pub(super) struct TokenIn {
+    /// Default `api`.
     name: Option<String>,
+    /// 1 to 3650 days (default: never expires).
     expires_days: Option<i64>,
 }
 
-async fn create_token(
+/// Create an API token for an operator; its secret is shown only in this answer.
+#[utoipa::path(post, path = "/api/v1/operators/{id}/tokens", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    request_body(content = Option<TokenIn>, description = "Optional: no body, or `null`, takes the defaults."),
+    responses(
+        (status = 201, description = "Created.", body = TokenCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create_token(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(oid): Path<String>,
     body: Bytes,
 ) -> ApiResult {
+    // No body, or `null`: the defaults.
     let b = if body.is_empty() {
-        TokenIn {
-            name: None,
-            expires_days: None,
-        }
+        None
     } else {
-        JsonBody::<TokenIn>::parse(&body)?.0
-    };
+        JsonBody::<Option<TokenIn>>::parse(&body)?.0
+    }
+    .unwrap_or(TokenIn {
+        name: None,
+        expires_days: None,
+    });
     let (t, secret) = st
         .services
         .create_token(
@@ -351,58 +575,125 @@ async fn create_token(
             b.expires_days,
         )
         .await?;
-    let mut v = token_json(&t);
-    if let Some(o) = v.as_object_mut() {
-        // Shown once; only its hash is stored.
-        o.insert("token".into(), Value::String(secret));
-    }
-    Ok(json_ok(StatusCode::CREATED, &v))
+    json_ok(
+        StatusCode::CREATED,
+        &TokenCreated {
+            token_info: TokenOut::from(&t),
+            // Shown once; only its hash is stored.
+            token: secret,
+        },
+    )
 }
 
-async fn list_tokens(
+/// An operator's API tokens (without their secrets).
+#[utoipa::path(get, path = "/api/v1/operators/{id}/tokens", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    responses(
+        (status = 200, description = "The operator's tokens.", body = Paged<TokenOut>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_tokens(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(oid): Path<String>,
 ) -> ApiResult {
     let ts = st.services.list_tokens(&op, id(&oid)?).await?;
-    Ok(list(ts.iter().map(token_json).collect()))
+    list::<TokenOut, _>(&ts)
 }
 
-async fn revoke_token(
+/// Revoke an API token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "operators",
+    params(("id" = i64, Path, description = "Token id")),
+    responses(
+        (status = 200, description = "Revoked.", body = Revoked),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn revoke_token(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(tid): Path<String>,
 ) -> ApiResult {
     st.services.revoke_token(&op, id(&tid)?).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"revoked": true})))
+    json_ok(StatusCode::OK, &Revoked { revoked: true })
 }
 
 // ---- domains ----
 
-#[derive(Deserialize)]
+/// A new SIP domain.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DomainIn {
+pub(super) struct DomainIn {
     name: String,
 }
 
-async fn list_domains(State(st): State<AppState>, Caller(_op): Caller) -> ApiResult {
+/// The SIP domains served.
+#[utoipa::path(get, path = "/api/v1/domains", tag = "domains",
+    responses(
+        (status = 200, description = "All domains.", body = Paged<DomainOut>),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_domains(State(st): State<AppState>, Caller(_op): Caller) -> ApiResult {
     let ds = st.services.list_domains().await?;
-    Ok(list(ds.iter().map(domain_json).collect()))
+    list::<DomainOut, _>(&ds)
 }
 
-async fn create_domain(State(st): State<AppState>, Caller(op): Caller, body: Bytes) -> ApiResult {
+/// Add a SIP domain (ADMIN).
+#[utoipa::path(post, path = "/api/v1/domains", tag = "domains",
+    request_body = DomainIn,
+    responses(
+        (status = 201, description = "Created.", body = DomainOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create_domain(
+    State(st): State<AppState>,
+    Caller(op): Caller,
+    body: Bytes,
+) -> ApiResult {
     forbid_unless(op.is_admin())?;
     let JsonBody(b) = JsonBody::<DomainIn>::parse(&body)?;
     let d = st.services.add_domain(&b.name).await?;
-    Ok(json_ok(StatusCode::CREATED, &domain_json(&d)))
+    json_ok(StatusCode::CREATED, &DomainOut::from(&d))
 }
 
-async fn delete_domain(
+/// Remove a SIP domain without accounts (ADMIN).
+#[utoipa::path(delete, path = "/api/v1/domains/{name}", tag = "domains",
+    params(("name" = String, Path, description = "Domain name")),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete_domain(
     State(st): State<AppState>,
     Caller(op): Caller,
     Path(name): Path<String>,
 ) -> ApiResult {
     forbid_unless(op.is_admin())?;
     st.services.remove_domain(&name).await?;
-    Ok(json_ok(StatusCode::OK, &json!({"deleted": true})))
+    json_ok(StatusCode::OK, &DELETED)
 }
