@@ -124,6 +124,7 @@ pub(super) struct AccountIn {
     /// Without one a password is generated and shown once in the answer.
     password: Option<String>,
     /// The owning customer (default: the caller's, or the default customer for ADMIN).
+    #[serde(default, deserialize_with = "super::int::opt")]
     customer_id: Option<i64>,
     first_name: Option<String>,
     last_name: Option<String>,
@@ -254,6 +255,7 @@ pub(super) struct AccountPatch {
     #[schema(value_type = Option<String>)]
     quick_dial: Option<Option<String>>,
     /// Seconds.
+    #[serde(default, deserialize_with = "super::int::opt")]
     no_answer_timeout: Option<i64>,
     blocked: Option<bool>,
     privacy: Option<bool>,

@@ -321,3 +321,39 @@ pub async fn problems_only(req: axum::extract::Request, next: axum::middleware::
     }
     p
 }
+
+/// Integers in request bodies. JSON Schema (so the OpenAPI document) counts `3.0` as the
+/// integer 3; serde does not, so these accept integral numbers written with a fraction.
+pub mod int {
+    use serde::de::{Deserialize, Deserializer, Error};
+    use serde_json::Number;
+
+    fn to_i64<E: Error>(n: &Number) -> Result<i64, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        // i64::MIN is exactly representable; i64::MAX as f64 rounds up to 2^63.
+        const MIN: f64 = -9_223_372_036_854_775_808.0;
+        const MAX: f64 = 9_223_372_036_854_775_808.0;
+        match n.as_f64() {
+            #[allow(clippy::cast_possible_truncation)]
+            Some(f) if f.fract() == 0.0 && (MIN..MAX).contains(&f) => Ok(f as i64),
+            _ => Err(E::custom(format!(
+                "invalid value: {n}, expected a 64-bit integer"
+            ))),
+        }
+    }
+
+    /// `Option<i64>`; use with `#[serde(default)]`.
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<Number>::deserialize(d)?
+            .as_ref()
+            .map(to_i64)
+            .transpose()
+    }
+
+    /// Present (`Some`) as a number or `null`; absent (`None`) with `#[serde(default)]`.
+    pub fn double_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+        opt(d).map(Some)
+    }
+}

@@ -112,6 +112,7 @@ pub(super) async fn me(Caller(op): Caller) -> ApiResult {
 pub(super) struct ResellerIn {
     name: String,
     /// The parent reseller (default: none, a top-level reseller; a RESELLER's own by default).
+    #[serde(default, deserialize_with = "super::int::opt")]
     parent_id: Option<i64>,
 }
 
@@ -240,8 +241,10 @@ pub(super) async fn delete_reseller(
 pub(super) struct CustomerIn {
     name: String,
     /// The owning reseller (a RESELLER's own by default).
+    #[serde(default, deserialize_with = "super::int::opt")]
     reseller_id: Option<i64>,
     /// Most SIP accounts the customer may have (default: no limit).
+    #[serde(default, deserialize_with = "super::int::opt")]
     sip_account_limit: Option<i64>,
 }
 
@@ -307,18 +310,13 @@ pub(super) async fn get_customer(
     json_ok(StatusCode::OK, &CustomerOut::from(&c))
 }
 
-/// `null` clears the limit; absent keeps it.
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Ok(Some(Option::<i64>::deserialize(d)?))
-}
-
 /// Changes to a customer; absent keys keep their value.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CustomerPatch {
     name: Option<String>,
     /// `null` removes the limit.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::int::double_opt")]
     #[schema(value_type = Option<i64>)]
     sip_account_limit: Option<Option<i64>>,
 }
@@ -385,8 +383,10 @@ pub(super) struct OperatorIn {
     #[schema(value_type = Role)]
     role: String,
     /// Required for OWNER, MANAGER and VIEWER.
+    #[serde(default, deserialize_with = "super::int::opt")]
     customer_id: Option<i64>,
     /// Required for RESELLER.
+    #[serde(default, deserialize_with = "super::int::opt")]
     reseller_id: Option<i64>,
     /// Without one the operator can only use tokens.
     password: Option<String>,
@@ -533,6 +533,7 @@ pub(super) struct TokenIn {
     /// Default `api`.
     name: Option<String>,
     /// 1 to 3650 days (default: never expires).
+    #[serde(default, deserialize_with = "super::int::opt")]
     expires_days: Option<i64>,
 }
 
