@@ -293,6 +293,7 @@ pub struct AccountCreated {
     pub account: AccountOut,
     /// The generated SIP password (only when none was given).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub password: Option<String>,
 }
 
