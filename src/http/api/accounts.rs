@@ -117,7 +117,8 @@ pub(super) async fn list_accounts(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AccountIn {
-    /// The user part of the SIP address.
+    /// The user part of the SIP address (stored in lower case).
+    #[schema(pattern = r"^[A-Za-z0-9._+~*!-]{1,64}$")]
     username: String,
     /// A domain this server serves.
     domain: String,
@@ -423,7 +424,8 @@ pub(super) async fn list_aliases(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AliasIn {
-    /// The user part.
+    /// The user part (stored in lower case).
+    #[schema(pattern = r"^[A-Za-z0-9._+~*!-]{1,64}$")]
     username: String,
 }
 
@@ -510,6 +512,7 @@ pub(super) async fn list_enum(
 #[serde(deny_unknown_fields)]
 pub(super) struct EnumIn {
     /// E.164, e.g. `+31201234567`.
+    #[schema(pattern = r"^\+[0-9]{7,15}$")]
     number: String,
 }
 
@@ -817,8 +820,10 @@ async fn accept_of(st: &AppState, a: &Account) -> ApiResult {
 #[allow(dead_code)] // Documents a body the service parses.
 pub(super) struct PersistentRuleIn {
     /// `HH:MM`, before `stop`.
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     start: String,
     /// `HH:MM`
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     stop: String,
     /// 1 to 20 groups.
     groups: Vec<String>,

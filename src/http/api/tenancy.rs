@@ -635,6 +635,11 @@ pub(super) async fn revoke_token(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DomainIn {
+    /// A DNS name, e.g. `example.com` (stored in lower case).
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
+        max_length = 253
+    )]
     name: String,
 }
 
