@@ -66,7 +66,8 @@ schema=http://127.0.0.1:$port/api/v1/openapi.json
 checks=${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance}
 
 run() {
-  "$st" --config-file "$root/scripts/schemathesis.toml" run "$schema" \
+  # From the temporary directory: schemathesis keeps a cache in the working directory.
+  (cd "$work" && "$st" --config-file "$root/scripts/schemathesis.toml" run "$schema" \
     --auth "admin:$password" \
     --checks "$checks" \
     --max-examples "$max_examples" \
@@ -74,7 +75,7 @@ run() {
     --generation-database none \
     --request-timeout 30 \
     --no-color \
-    "$@"
+    "$@")
 }
 
 status=0
