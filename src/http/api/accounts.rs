@@ -102,7 +102,7 @@ pub(super) async fn list_accounts(
         .services
         .list_accounts_scoped(&op, page.customer_id, offset, limit)
         .await?;
-    json_ok(
+    Ok(json_ok(
         StatusCode::OK,
         &Paged {
             items: rows.iter().map(AccountOut::from).collect(),
@@ -110,7 +110,7 @@ pub(super) async fn list_accounts(
             offset,
             limit,
         },
-    )
+    ))
 }
 
 /// A new SIP account.
@@ -338,7 +338,7 @@ pub(super) async fn delete_account(
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.remove_account(&a).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 /// A new SIP password.
@@ -371,7 +371,7 @@ pub(super) async fn set_password(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<AccountPasswordIn>::parse(&body)?;
     st.services.set_password(&a, &b.password).await?;
-    json_ok(StatusCode::OK, &Changed { changed: true })
+    Ok(json_ok(StatusCode::OK, &Changed { changed: true }))
 }
 
 /// Give a SIP account a new random password, shown once.
@@ -395,7 +395,7 @@ pub(super) async fn reset_password(
     let a = scoped(&st, &op, &aid, true).await?;
     let pw = random_password();
     st.services.set_password(&a, &pw).await?;
-    json_ok(StatusCode::OK, &PasswordOut { password: pw })
+    Ok(json_ok(StatusCode::OK, &PasswordOut { password: pw }))
 }
 
 // ---- aliases and ENUM numbers ----
@@ -417,7 +417,7 @@ pub(super) async fn list_aliases(
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    json_ok(StatusCode::OK, &st.services.aliases(&a).await?)
+    Ok(json_ok(StatusCode::OK, &st.services.aliases(&a).await?))
 }
 
 /// A new alias in the account's own domain.
@@ -453,12 +453,12 @@ pub(super) async fn add_alias(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<AliasIn>::parse(&body)?;
     let name = st.services.add_alias(&a, Some(&b.username)).await?;
-    json_ok(
+    Ok(json_ok(
         StatusCode::CREATED,
         &AliasCreated {
             alias: format!("{name}@{}", a.domain),
         },
-    )
+    ))
 }
 
 /// Remove an alias.
@@ -484,7 +484,7 @@ pub(super) async fn delete_alias(
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.delete_alias(&a, Some(&name)).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 /// A SIP account's ENUM numbers.
@@ -504,7 +504,10 @@ pub(super) async fn list_enum(
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    json_ok(StatusCode::OK, &st.services.enum_numbers(&a).await?)
+    Ok(json_ok(
+        StatusCode::OK,
+        &st.services.enum_numbers(&a).await?,
+    ))
 }
 
 /// A new ENUM number.
@@ -540,7 +543,10 @@ pub(super) async fn add_enum(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<EnumIn>::parse(&body)?;
     st.services.add_enum_number(&a, &b.number).await?;
-    json_ok(StatusCode::CREATED, &EnumCreated { number: b.number })
+    Ok(json_ok(
+        StatusCode::CREATED,
+        &EnumCreated { number: b.number },
+    ))
 }
 
 /// Remove an ENUM number.
@@ -566,7 +572,7 @@ pub(super) async fn delete_enum(
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.remove_enum_number(&a, &number).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 // ---- voicemail ----
@@ -612,7 +618,7 @@ async fn voicemail_of(st: &AppState, a: &Account) -> ApiResult {
         st.services.voicemail(a).await?.ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, "the account has no voicemail box")
         })?;
-    json_ok(StatusCode::OK, &VoicemailOut::from(vm))
+    Ok(json_ok(StatusCode::OK, &VoicemailOut::from(vm)))
 }
 
 /// Create or replace a SIP account's voicemail box.
@@ -674,7 +680,7 @@ pub(super) async fn delete_voicemail(
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
     st.services.remove_voicemail(&a).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 // ---- forwarding and rules ----
@@ -812,7 +818,7 @@ pub(super) async fn get_accept(
 
 async fn accept_of(st: &AppState, a: &Account) -> ApiResult {
     let r = st.services.accept_rules(a).await?;
-    json_ok(StatusCode::OK, &AcceptRulesOut::from(r))
+    Ok(json_ok(StatusCode::OK, &AcceptRulesOut::from(r)))
 }
 
 /// A persistent accept rule.
@@ -894,7 +900,10 @@ pub(super) async fn get_reject(
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    json_ok(StatusCode::OK, &st.services.reject_rules(&a).await?)
+    Ok(json_ok(
+        StatusCode::OK,
+        &st.services.reject_rules(&a).await?,
+    ))
 }
 
 /// Replace a SIP account's reject rules.
@@ -920,5 +929,8 @@ pub(super) async fn put_reject(
     let a = scoped(&st, &op, &aid, true).await?;
     let JsonBody(b) = JsonBody::<Value>::parse(&body)?;
     st.services.set_reject_rules(&a, &b).await?;
-    json_ok(StatusCode::OK, &st.services.reject_rules(&a).await?)
+    Ok(json_ok(
+        StatusCode::OK,
+        &st.services.reject_rules(&a).await?,
+    ))
 }

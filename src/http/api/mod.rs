@@ -125,16 +125,20 @@ fn to_json<T: Serialize>(v: &T) -> ApiResult<String> {
     })
 }
 
-pub fn json_ok<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
-    Ok((
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        to_json(v)?,
-    )
-        .into_response())
+/// A JSON response (a 500 problem in the unlikely case that `v` does not serialize).
+pub fn json_ok<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    match to_json(v) {
+        Ok(text) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `?offset=&limit=`: limit 1..500 (default 50).
@@ -205,7 +209,7 @@ pub fn check_if_match<T: Serialize>(headers: &HeaderMap, current: &T) -> ApiResu
 }
 
 pub fn with_etag<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
-    let mut r = json_ok(status, v)?;
+    let mut r = json_ok(status, v);
     if let Ok(h) = HeaderValue::from_str(&etag_of(v)?) {
         r.headers_mut().insert(header::ETAG, h);
     }

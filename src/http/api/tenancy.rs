@@ -86,10 +86,10 @@ fn list<'a, T, S: 'a>(rows: &'a [S]) -> ApiResult
 where
     T: ToSchema + serde::Serialize + From<&'a S>,
 {
-    json_ok(
+    Ok(json_ok(
         StatusCode::OK,
         &Paged::<T>::all(rows.iter().map(T::from).collect()),
-    )
+    ))
 }
 
 /// The authenticated operator.
@@ -101,7 +101,7 @@ where
         (status = 503, response = Unavailable),
     ))]
 pub(super) async fn me(Caller(op): Caller) -> ApiResult {
-    json_ok(StatusCode::OK, &MeOut::from(&op))
+    Ok(json_ok(StatusCode::OK, &MeOut::from(&op)))
 }
 
 // ---- resellers ----
@@ -154,7 +154,7 @@ pub(super) async fn create_reseller(
         .services
         .create_reseller(&op, &b.name, b.parent_id)
         .await?;
-    json_ok(StatusCode::CREATED, &ResellerOut::from(&r))
+    Ok(json_ok(StatusCode::CREATED, &ResellerOut::from(&r)))
 }
 
 /// One reseller.
@@ -175,7 +175,7 @@ pub(super) async fn get_reseller(
     Path(rid): Path<String>,
 ) -> ApiResult {
     let r = st.services.get_reseller(&op, id(&rid)?).await?;
-    json_ok(StatusCode::OK, &ResellerOut::from(&r))
+    Ok(json_ok(StatusCode::OK, &ResellerOut::from(&r)))
 }
 
 /// A reseller's new name.
@@ -208,7 +208,7 @@ pub(super) async fn patch_reseller(
 ) -> ApiResult {
     let JsonBody(b) = JsonBody::<ResellerPatch>::parse(&body)?;
     let r = st.services.rename_reseller(&op, id(&rid)?, &b.name).await?;
-    json_ok(StatusCode::OK, &ResellerOut::from(&r))
+    Ok(json_ok(StatusCode::OK, &ResellerOut::from(&r)))
 }
 
 /// Delete a reseller without customers or sub-resellers.
@@ -230,7 +230,7 @@ pub(super) async fn delete_reseller(
     Path(rid): Path<String>,
 ) -> ApiResult {
     st.services.delete_reseller(&op, id(&rid)?).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 // ---- customers ----
@@ -286,7 +286,7 @@ pub(super) async fn create_customer(
         .services
         .create_customer(&op, &b.name, b.reseller_id, b.sip_account_limit)
         .await?;
-    json_ok(StatusCode::CREATED, &CustomerOut::from(&c))
+    Ok(json_ok(StatusCode::CREATED, &CustomerOut::from(&c)))
 }
 
 /// One customer.
@@ -307,7 +307,7 @@ pub(super) async fn get_customer(
     Path(cid): Path<String>,
 ) -> ApiResult {
     let c = st.services.get_customer(&op, id(&cid)?).await?;
-    json_ok(StatusCode::OK, &CustomerOut::from(&c))
+    Ok(json_ok(StatusCode::OK, &CustomerOut::from(&c)))
 }
 
 /// Changes to a customer; absent keys keep their value.
@@ -347,7 +347,7 @@ pub(super) async fn patch_customer(
         .services
         .update_customer(&op, id(&cid)?, b.name.as_deref(), b.sip_account_limit)
         .await?;
-    json_ok(StatusCode::OK, &CustomerOut::from(&c))
+    Ok(json_ok(StatusCode::OK, &CustomerOut::from(&c)))
 }
 
 /// Delete a customer without accounts or operators.
@@ -369,7 +369,7 @@ pub(super) async fn delete_customer(
     Path(cid): Path<String>,
 ) -> ApiResult {
     st.services.delete_customer(&op, id(&cid)?).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 // ---- operators and tokens ----
@@ -445,7 +445,7 @@ pub(super) async fn create_operator(
             },
         )
         .await?;
-    json_ok(StatusCode::CREATED, &OperatorOut::from(&o))
+    Ok(json_ok(StatusCode::CREATED, &OperatorOut::from(&o)))
 }
 
 /// One operator.
@@ -466,7 +466,7 @@ pub(super) async fn get_operator(
     Path(oid): Path<String>,
 ) -> ApiResult {
     let o = st.services.get_operator(&op, id(&oid)?).await?;
-    json_ok(StatusCode::OK, &OperatorOut::from(&o))
+    Ok(json_ok(StatusCode::OK, &OperatorOut::from(&o)))
 }
 
 /// Delete an operator (not yourself).
@@ -488,7 +488,7 @@ pub(super) async fn delete_operator(
     Path(oid): Path<String>,
 ) -> ApiResult {
     st.services.delete_operator(&op, id(&oid)?).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
 
 /// A new password.
@@ -523,7 +523,7 @@ pub(super) async fn set_operator_password(
     st.services
         .set_operator_password(&op, id(&oid)?, &b.password)
         .await?;
-    json_ok(StatusCode::OK, &Changed { changed: true })
+    Ok(json_ok(StatusCode::OK, &Changed { changed: true }))
 }
 
 /// A new API token; an empty body takes the defaults.
@@ -576,14 +576,14 @@ pub(super) async fn create_token(
             b.expires_days,
         )
         .await?;
-    json_ok(
+    Ok(json_ok(
         StatusCode::CREATED,
         &TokenCreated {
             token_info: TokenOut::from(&t),
             // Shown once; only its hash is stored.
             token: secret,
         },
-    )
+    ))
 }
 
 /// An operator's API tokens (without their secrets).
@@ -626,7 +626,7 @@ pub(super) async fn revoke_token(
     Path(tid): Path<String>,
 ) -> ApiResult {
     st.services.revoke_token(&op, id(&tid)?).await?;
-    json_ok(StatusCode::OK, &Revoked { revoked: true })
+    Ok(json_ok(StatusCode::OK, &Revoked { revoked: true }))
 }
 
 // ---- domains ----
@@ -677,7 +677,7 @@ pub(super) async fn create_domain(
     forbid_unless(op.is_admin())?;
     let JsonBody(b) = JsonBody::<DomainIn>::parse(&body)?;
     let d = st.services.add_domain(&b.name).await?;
-    json_ok(StatusCode::CREATED, &DomainOut::from(&d))
+    Ok(json_ok(StatusCode::CREATED, &DomainOut::from(&d)))
 }
 
 /// Remove a SIP domain without accounts (ADMIN).
@@ -701,5 +701,5 @@ pub(super) async fn delete_domain(
 ) -> ApiResult {
     forbid_unless(op.is_admin())?;
     st.services.remove_domain(&name).await?;
-    json_ok(StatusCode::OK, &DELETED)
+    Ok(json_ok(StatusCode::OK, &DELETED))
 }
