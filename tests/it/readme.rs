@@ -58,3 +58,47 @@ async fn readme_curl_examples_work() {
         }
     }
 }
+
+#[tokio::test]
+async fn readme_operator_quick_start_works() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = text
+        .find("<!-- operator-examples")
+        .expect("operator-examples marker");
+    let end = text
+        .find("<!-- end operator-examples -->")
+        .expect("end marker");
+    let block = &text[start..end];
+    let script: String = block
+        .lines()
+        .skip_while(|l| !l.starts_with("```sh"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.contains("curl"), "{script}");
+    for b in backends() {
+        let bk = Backing::new(b).await;
+        let srv = serve(&bk, &["--demo"], &[]);
+        let script = script
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
+            .replace(
+                "sipsettings ",
+                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
+            );
+        let mut cmd = Command::new("bash");
+        cmd.arg("-ec").arg(&script);
+        for (k, v) in bk.env() {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{b}: {}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("\"username\":\"bob\""), "{out}");
+        assert!(out.contains("\"FNOA\":\"<voice-mailbox>\""), "{out}");
+    }
+}
