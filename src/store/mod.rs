@@ -4,6 +4,7 @@
 //! `ON CONFLICT`, `RETURNING`, integer times); every query runs in the test suite on both.
 
 mod accounts;
+mod certs;
 mod history;
 mod settings;
 
@@ -18,6 +19,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::config::{Config, redact_url};
 
 pub use accounts::AccountUpdate;
+pub use certs::{ClientCertListing, ClientCertRow, NewClientCert};
 pub use history::BalanceChange;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -7,7 +7,9 @@ use crate::harness::{Backing, backends};
 
 fn readme_curl_lines() -> Vec<String> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = text.find("<!-- curl-examples").expect("curl-examples marker");
+    let start = text
+        .find("<!-- curl-examples")
+        .expect("curl-examples marker");
     let end = text.find("<!-- end curl-examples -->").expect("end marker");
     text[start..end]
         .lines()
@@ -48,7 +50,11 @@ async fn readme_curl_examples_work() {
             }
             let v: serde_json::Value =
                 serde_json::from_str(body).unwrap_or_else(|_| panic!("{line}: not JSON: {body}"));
-            assert_ne!(v.get("success"), Some(&serde_json::Value::Bool(false)), "{line}: {body}");
+            assert_ne!(
+                v.get("success"),
+                Some(&serde_json::Value::Bool(false)),
+                "{line}: {body}"
+            );
         }
     }
 }
