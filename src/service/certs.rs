@@ -26,7 +26,7 @@ pub enum CertAuthError {
         address: Option<String>,
     },
     /// 403: the certificate is fine but the account is blocked.
-    Blocked(Account),
+    Blocked(Box<Account>),
     /// The store could not answer.
     Service(ServiceError),
 }
@@ -83,7 +83,7 @@ impl Services {
             return Err(refused("cert_account_mismatch", Some(&info.address)));
         }
         if account.is_blocked() {
-            return Err(CertAuthError::Blocked(account));
+            return Err(CertAuthError::Blocked(Box::new(account)));
         }
         Ok(account)
     }

@@ -8,3 +8,4 @@ mod cli;
 mod harness;
 mod isolation;
 mod readme;
+mod tls;
