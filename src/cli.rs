@@ -444,8 +444,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let host = local_url_host(&cfg.listen);
     let count = services.count_accounts().await?;
     let mut banner = String::new();
+    let mut demo_pw = None;
     if demo && count == 0 {
         let pw = random_password();
+        demo_pw = Some(pw.clone());
         let alice = crate::demo::seed(&services, &pw).await?;
         let base = format!("http://{host}/settings.phtml");
         let user = &alice.username;
@@ -473,6 +475,15 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!("listening on http://{addr}");
     if let Some(tls) = server.tls_addr {
         tracing::info!("listening on https://{tls} (client certificates optional)");
+        if let Some(pw) = &demo_pw {
+            let host = local_url_host(&tls.to_string());
+            banner.push_str(&format!(
+                "\nHTTPS with a client certificate (fetched once with the password):\n  \
+                 curl -k --digest -u 'alice:{pw}' -o alice@example.com.crt \
+                 'https://{host}/settings.phtml?action=get_crt&realm=example.com'\n  \
+                 curl -k -E alice@example.com.crt 'https://{host}/settings.phtml?action=get_identity'\n"
+            ));
+        }
     }
     if !banner.is_empty() {
         let mut out = std::io::stdout().lock();

@@ -43,8 +43,11 @@ impl From<sqlx::Error> for CertAuthError {
     }
 }
 
+/// A certificate operation failed for a server-side reason (CA files, sealing): logged with
+/// its cause, answered with the JSON error shape (never a 500).
 fn internal(e: anyhow::Error) -> ServiceError {
-    ServiceError::Internal(e.to_string())
+    tracing::error!("certificate operation failed: {e}");
+    ServiceError::invalid("Error: certificates are temporarily unavailable, please retry later")
 }
 
 impl Services {
@@ -134,8 +137,14 @@ impl Services {
             .active_client_cert(a.id, now() + REISSUE_BEFORE_SECS)
             .await?
         {
-            let key = self.keys.open(&row.key_sealed).map_err(internal)?;
-            return Ok((row.cert_pem, key));
+            match self.keys.open(&row.key_sealed) {
+                Ok(key) => return Ok((row.cert_pem, key)),
+                // E.g. `secret_key` was changed: the old key is lost; issue a new certificate.
+                Err(e) => tracing::warn!(
+                    serial = %row.serial,
+                    "cannot open the stored key ({e}); issuing a new certificate"
+                ),
+            }
         }
         let issued = self.issue_client_cert(a, self.client_cert_days()).await?;
         Ok((issued.cert_pem, issued.key_pem))
@@ -162,7 +171,7 @@ impl Services {
         let ca = self.ca().map_err(internal)?;
         let (cert_pem, key_pem) = self.current_client_cert(a).await?;
         let cert_der = issue::first_pem_cert(&cert_pem)
-            .ok_or_else(|| ServiceError::Internal("stored certificate unreadable".into()))?;
+            .ok_or_else(|| internal(anyhow::anyhow!("stored certificate unreadable")))?;
         issue::pkcs12(
             &a.address(),
             &cert_der,

@@ -559,6 +559,13 @@ async fn proxy_header_from_trusted_and_untrusted_peers() {
         let r = send("not a certificate".into()).await;
         assert_eq!(r.status, 401, "{}", r.text);
         assert_eq!(r.success(), Some(false));
+        // Expired (known serial, signed by our CA): 401.
+        let expired = s
+            .issue_client_cert_between(&alice, now - 10 * 86_400, now - 86_400)
+            .await
+            .unwrap();
+        let r = send(escaped(&expired.cert_pem)).await;
+        assert_eq!(r.status, 401, "{}", r.text);
         // Revoked: 401.
         s.revoke_client_certs(&c.serial).await.unwrap();
         let r = send(escaped(&c.cert_pem)).await;
