@@ -191,9 +191,12 @@ async fn start_tls(state: &AppState, app: Router) -> anyhow::Result<Option<TlsLi
         .ca()
         .map_err(|e| anyhow::anyhow!("built-in CA: {e}"))?;
     let ident = Arc::new(crate::tls::ServerIdentity::load_or_issue(&state.cfg, &ca)?);
-    let (crl, _) = services
-        .client_cert_crl()
+    let mut revoked = services
+        .revoked_client_certs()
         .await
+        .map_err(|e| anyhow::anyhow!("cannot read revoked certificates: {e}"))?;
+    let (crl, _) = services
+        .crl_of(&revoked)
         .map_err(|e| anyhow::anyhow!("cannot build the CRL: {e}"))?;
     let server_cfg = crate::tls::server_config(&ident, &ca, crl)?;
     let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_cfg));
@@ -216,7 +219,19 @@ async fn start_tls(state: &AppState, app: Router) -> anyhow::Result<Option<TlsLi
         tick.tick().await;
         loop {
             tick.tick().await;
-            let crl = match services.client_cert_crl().await {
+            // Rebuild only when the revoked set changed: the verifier remembers verified
+            // chains for as long as it lives.
+            let now_revoked = match services.revoked_client_certs().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("CRL refresh failed, keeping the previous one: {e}");
+                    continue;
+                }
+            };
+            if now_revoked == revoked {
+                continue;
+            }
+            let crl = match services.crl_of(&now_revoked) {
                 Ok((der, _)) => der,
                 Err(e) => {
                     tracing::warn!("CRL refresh failed, keeping the previous one: {e}");
@@ -224,7 +239,10 @@ async fn start_tls(state: &AppState, app: Router) -> anyhow::Result<Option<TlsLi
                 }
             };
             match crate::tls::server_config(&ident, &ca, crl) {
-                Ok(c) => rustls_cfg.reload_from_config(Arc::new(c)),
+                Ok(c) => {
+                    rustls_cfg.reload_from_config(Arc::new(c));
+                    revoked = now_revoked;
+                }
                 Err(e) => tracing::warn!("TLS reload failed, keeping the previous one: {e}"),
             }
         }

@@ -70,17 +70,21 @@ impl Services {
             let ca = self.ca().map_err(internal)?;
             issue::verify_issued_by(&ca, der, now).map_err(|r| refused(r, Some(&info.address)))?;
         }
-        let Some(row) = self.store.client_cert_by_serial(&info.serial).await? else {
-            return Err(refused("cert_unknown_serial", Some(&info.address)));
-        };
-        if row.revoked_at.is_some() {
-            return Err(refused("cert_revoked", Some(&info.address)));
-        }
-        if now > row.not_after || now > info.not_after || now < info.not_before {
+        if now > info.not_after || now < info.not_before {
             return Err(refused("cert_expired", Some(&info.address)));
         }
-        let Some(account) = self.store.account_by_id(row.account_id).await? else {
-            return Err(refused("cert_unknown_account", Some(&info.address)));
+        let Some(account) = self
+            .store
+            .account_by_valid_client_cert(&info.serial, now)
+            .await?
+        else {
+            // Failure path only: find out why, for the log line.
+            let reason = match self.store.client_cert_by_serial(&info.serial).await? {
+                None => "cert_unknown_serial",
+                Some(row) if row.revoked_at.is_some() => "cert_revoked",
+                Some(_) => "cert_expired",
+            };
+            return Err(refused(reason, Some(&info.address)));
         };
         if !account.address().eq_ignore_ascii_case(&info.address) {
             return Err(refused("cert_account_mismatch", Some(&info.address)));
@@ -256,9 +260,18 @@ impl Services {
 
     /// The current CRL (revoked, not yet expired certificates), signed by the CA: (DER, PEM).
     pub async fn client_cert_crl(&self) -> ServiceResult<(Vec<u8>, String)> {
-        let now = now();
-        let revoked = self.store.revoked_client_certs(now).await?;
+        let revoked = self.revoked_client_certs().await?;
+        self.crl_of(&revoked)
+    }
+
+    /// (serial, revoked_at) of the revoked certificates that have not expired.
+    pub async fn revoked_client_certs(&self) -> ServiceResult<Vec<(String, i64)>> {
+        Ok(self.store.revoked_client_certs(now()).await?)
+    }
+
+    /// A CRL over `revoked`, signed by the CA: (DER, PEM).
+    pub fn crl_of(&self, revoked: &[(String, i64)]) -> ServiceResult<(Vec<u8>, String)> {
         let ca = self.ca().map_err(internal)?;
-        issue::crl(&ca, &revoked, now).map_err(internal)
+        issue::crl(&ca, revoked, now()).map_err(internal)
     }
 }

@@ -5,13 +5,20 @@
 pub mod ca;
 pub mod issue;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
+use sha2::{Digest, Sha256};
 
 pub use ca::Ca;
 pub use issue::{ClientCertInfo, IssuedCert};
@@ -153,6 +160,10 @@ pub fn server_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the client certificate verifier: {e}"))?;
+    let verifier = Arc::new(CachingVerifier {
+        inner: verifier,
+        verified: Mutex::new(HashMap::new()),
+    });
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| anyhow::anyhow!("TLS versions: {e}"))?
@@ -161,4 +172,105 @@ pub fn server_config(
         .map_err(|e| anyhow::anyhow!("server certificate rejected: {e}"))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// Remembers which client chains passed the WebPKI check (CA signature, CRL signature and
+/// status, validity) for the lifetime of one verifier, i.e. one CRL: a returning client's
+/// handshake then costs only the proof of key possession (`verify_tls1x_signature`, always
+/// checked). A new CRL builds a new verifier with an empty memory; entries end at the
+/// certificate's `notAfter`.
+struct CachingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    /// SHA-256 of the presented chain → notAfter (unix seconds).
+    verified: Mutex<HashMap<[u8; 32], i64>>,
+}
+
+const VERIFIED_CACHE_MAX: usize = 50_000;
+
+impl std::fmt::Debug for CachingVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachingVerifier")
+    }
+}
+
+fn chain_key(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for c in std::iter::once(end_entity).chain(intermediates) {
+        h.update((c.len() as u64).to_be_bytes());
+        h.update(c.as_ref());
+    }
+    h.finalize().into()
+}
+
+impl CachingVerifier {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], i64>> {
+        match self.verified.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+impl ClientCertVerifier for CachingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let key = chain_key(end_entity, intermediates);
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if self
+            .lock()
+            .get(&key)
+            .is_some_and(|not_after| now_secs <= *not_after)
+        {
+            return Ok(ClientCertVerified::assertion());
+        }
+        let ok = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Ok(info) = issue::parse_client_cert(end_entity) {
+            let mut map = self.lock();
+            if map.len() >= VERIFIED_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, info.not_after);
+        }
+        Ok(ok)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
