@@ -274,3 +274,33 @@ impl ClientCertVerifier for CachingVerifier {
         self.inner.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_certificate_is_kept_until_names_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let ca = Ca::load_or_create(&cfg).unwrap();
+        let first = ServerIdentity::load_or_issue(&cfg, &ca).unwrap();
+        let again = ServerIdentity::load_or_issue(&cfg, &ca).unwrap();
+        assert_eq!(first.chain, again.chain);
+        assert_eq!(first.chain.len(), 2, "leaf + CA");
+        cfg.tls.hostnames = vec!["sip.example.com".into()];
+        let renamed = ServerIdentity::load_or_issue(&cfg, &ca).unwrap();
+        assert_ne!(first.chain.first(), renamed.chain.first());
+        assert!(
+            server_config(
+                &renamed,
+                &ca,
+                issue::crl(&ca, &[], crate::util::now()).unwrap().0
+            )
+            .is_ok()
+        );
+    }
+}
