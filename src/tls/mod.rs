@@ -303,4 +303,35 @@ mod tests {
             .is_ok()
         );
     }
+
+    #[test]
+    fn configured_files_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let gen_cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let ca = Ca::load_or_create(&gen_cfg).unwrap();
+        let generated = ServerIdentity::load_or_issue(&gen_cfg, &ca).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let path = |n: &str| dir.path().join(n).display().to_string();
+        let mut cfg = Config {
+            data_dir: other.path().to_path_buf(),
+            ..Config::default()
+        };
+        cfg.tls.ca_cert_file = path("ca.crt");
+        cfg.tls.ca_key_file = path("ca.key");
+        cfg.tls.cert_file = path("server.crt");
+        cfg.tls.key_file = path("server.key");
+        let loaded = Ca::load_or_create(&cfg).unwrap();
+        assert_eq!(loaded.cert_der, ca.cert_der);
+        assert!(!other.path().join("ca.key").exists());
+        let ident = ServerIdentity::load_or_issue(&cfg, &loaded).unwrap();
+        assert_eq!(ident.chain, generated.chain);
+        cfg.tls.ca_key_file = String::new();
+        assert!(Ca::load_or_create(&cfg).is_err());
+        cfg.tls.ca_key_file = path("server.key");
+        let err = Ca::load_or_create(&cfg).unwrap_err().to_string();
+        assert!(err.contains("does not belong"), "{err}");
+    }
 }
