@@ -18,7 +18,8 @@ LABEL org.opencontainers.image.title="sipsettings" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=build /src/target/release/sipsettings /usr/local/bin/sipsettings
 ENV SIPSETTINGS_DATA_DIR=/data \
-    SIPSETTINGS_LISTEN=0.0.0.0:8080
+    SIPSETTINGS_LISTEN=0.0.0.0:8080 \
+    SIPSETTINGS_TLS_LISTEN=0.0.0.0:8443
 VOLUME ["/data"]
 EXPOSE 8080 8443
 USER nonroot:nonroot

@@ -6,6 +6,7 @@
 #[macro_use]
 mod accounts;
 pub mod cache;
+mod certs;
 mod history;
 mod journal;
 mod settings;
@@ -24,6 +25,7 @@ use crate::domain::Account;
 use cache::AccountCache;
 
 pub use accounts::AccountUpdate;
+pub use certs::{ClientCertListing, ClientCertRow, NewClientCert};
 pub use history::BalanceChange;
 pub use journal::{JournalQuery, JournalRow, NewJournalEntry};
 pub use tenancy::CustomerFilter;

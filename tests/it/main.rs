@@ -10,3 +10,4 @@ mod isolation;
 mod journal;
 mod operator;
 mod readme;
+mod tls;
