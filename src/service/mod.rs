@@ -3,6 +3,7 @@
 mod accounts;
 mod feeds;
 mod history;
+pub mod ingest;
 pub mod journal;
 mod settings;
 
@@ -16,8 +17,12 @@ use crate::domain::Account;
 use crate::store::Store;
 
 pub use accounts::{Identity, split_address};
-pub use feeds::NewVoicemail;
+pub use feeds::{CallOutcome, NewVoicemail, TRANSPORTS};
 pub use history::{ActiveCall, BalanceMove, CallHistory, CallView, Device, MonthlyUsage, Prepaid};
+pub use ingest::{
+    BalanceRecord, CdrRecord, FeedBatch, FeedKind, IngestError, IngestReport, MAX_BATCH,
+    RegistrationRecord, parse_batch,
+};
 pub use settings::{AcceptRulesView, PersistentRule, Temporary, VoicemailView};
 
 /// Limits from the original service (spec §3/§4).

@@ -108,6 +108,51 @@ impl Store {
         Ok(id.is_some())
     }
 
+    /// Completes a call stored while in progress (no stop time yet) with its final record;
+    /// `false` when there is no such unfinished call.
+    pub async fn finish_call(&self, tx: &mut WriteTx, c: &CallRecord) -> sqlx::Result<bool> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE calls SET remote_party = $5, display_name = $6, start_time = $7, \
+             stop_time = $8, duration = $9, status = $10, price = $11, to_tag = $12, \
+             proxy_ip = $13, media = $14 \
+             WHERE account_id = $1 AND session_id = $2 AND from_tag = $3 AND direction = $4 \
+             AND stop_time IS NULL RETURNING id",
+        )
+        .bind(c.account_id)
+        .bind(&c.session_id)
+        .bind(&c.from_tag)
+        .bind(&c.direction)
+        .bind(&c.remote_party)
+        .bind(&c.display_name)
+        .bind(c.start_time)
+        .bind(c.stop_time)
+        .bind(c.duration)
+        .bind(&c.status)
+        .bind(c.price)
+        .bind(&c.to_tag)
+        .bind(&c.proxy_ip)
+        .bind(&c.media)
+        .fetch_optional(tx.conn())
+        .await?;
+        Ok(id.is_some())
+    }
+
+    /// Removes one registration; `false` when there was none.
+    pub async fn delete_registration(
+        &self,
+        tx: &mut WriteTx,
+        account_id: i64,
+        contact: &str,
+    ) -> sqlx::Result<bool> {
+        let n = sqlx::query("DELETE FROM registrations WHERE account_id = $1 AND contact = $2")
+            .bind(account_id)
+            .bind(contact)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
     pub async fn live_registrations(
         &self,
         account_id: i64,
