@@ -612,6 +612,24 @@ async fn import_command() {
                 .await
                 .unwrap();
         assert_eq!(n, MAX_BATCH as i64, "{b}");
+        // The README's example lines import as documented.
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let block = readme
+            .split("```jsonl\n")
+            .nth(1)
+            .and_then(|r| r.split("```").next())
+            .expect("README has a jsonl block");
+        let examples: Vec<&str> = block.lines().collect();
+        assert_eq!(examples.len(), 3);
+        for (kind, line) in ["registrations", "cdrs", "balance"]
+            .into_iter()
+            .zip(examples)
+        {
+            let (ok, out, err) = import(&ts, kind, "-", Some(line));
+            assert!(ok, "{b}: {kind}: {err}");
+            assert_eq!(out.trim(), "imported 1 records (0 duplicates)", "{kind}");
+        }
         let (ok, _, err) = import(&ts, "cdrs", "/nonexistent/file.jsonl", None);
         assert!(!ok);
         assert!(err.contains("cannot read /nonexistent/file.jsonl"), "{err}");
