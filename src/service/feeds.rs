@@ -23,10 +23,8 @@ pub struct NewVoicemail {
 /// What storing a call record did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallOutcome {
-    /// A new call.
-    Inserted,
-    /// The final record of a call stored while in progress.
-    Completed,
+    /// A new call, or the final record of a call stored while in progress.
+    Stored,
     /// Already stored (same account, session, from tag and direction): nothing changed.
     Duplicate,
 }
@@ -158,13 +156,9 @@ impl Services {
         tx: &mut WriteTx,
         c: &CallRecord,
     ) -> ServiceResult<CallOutcome> {
-        let outcome = if self.store.insert_call(tx, c).await? {
-            CallOutcome::Inserted
-        } else if c.stop_time.is_some() && self.store.finish_call(tx, c).await? {
-            CallOutcome::Completed
-        } else {
+        if !self.store.insert_call(tx, c).await? {
             return Ok(CallOutcome::Duplicate);
-        };
+        }
         if c.direction == "placed"
             && let Some(price) = c.price.filter(|p| *p != 0)
         {
@@ -178,7 +172,7 @@ impl Services {
             };
             self.store.apply_balance(tx, c.account_id, &change).await?;
         }
-        Ok(outcome)
+        Ok(CallOutcome::Stored)
     }
 
     pub async fn upsert_registration(&self, a: &Account, r: &Registration) -> ServiceResult<()> {

@@ -588,3 +588,70 @@ impl Services {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: serde_json::Value) -> NumOrText {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn money_from_strings_and_numbers() {
+        use serde_json::json;
+        assert_eq!(money("price", &n(json!("0.0400"))), Ok(400));
+        assert_eq!(money("price", &n(json!(0.04))), Ok(400));
+        assert_eq!(money("price", &n(json!(4e-2))), Ok(400));
+        assert_eq!(money("value", &n(json!(-2))), Ok(-20_000));
+        assert_eq!(money("value", &n(json!("-0.01"))), Ok(-100));
+        assert!(money("price", &n(json!(0.00001))).is_err());
+        assert!(money("price", &n(json!(0.1 + 0.2))).is_err());
+        assert!(money("price", &n(json!(1e20))).is_err());
+        assert!(money("price", &n(json!(u64::MAX))).is_err());
+        assert!(money("price", &n(json!("1,5"))).is_err());
+        assert!(serde_json::from_value::<NumOrText>(json!(true)).is_err());
+        assert!(serde_json::from_value::<NumOrText>(json!(null)).is_err());
+    }
+
+    #[test]
+    fn times() {
+        use serde_json::json;
+        assert_eq!(unix_time("t", &n(json!(1_767_261_600))), Ok(1_767_261_600));
+        assert_eq!(unix_time("t", &n(json!("1767261600"))), Ok(1_767_261_600));
+        assert_eq!(
+            unix_time("t", &n(json!("2026-01-01T10:00:00Z"))),
+            Ok(1_767_261_600)
+        );
+        assert_eq!(
+            unix_time("t", &n(json!("2026-01-01T11:00:00+01:00"))),
+            Ok(1_767_261_600)
+        );
+        assert!(unix_time("t", &n(json!(-1))).is_err());
+        assert!(unix_time("t", &n(json!(1.5))).is_err());
+        assert!(unix_time("t", &n(json!("2026-01-01 10:00:00"))).is_err());
+    }
+
+    #[test]
+    fn records_use_the_wire_names() {
+        let c: CdrRecord = serde_json::from_str(
+            r#"{"account":"a@b.c","direction":"placed","remoteParty":"sip:x@y","startTime":1,
+                "status":200,"sessionId":"s","fromTag":"f","proxyIP":"1.2.3.4","media":"audio, video"}"#,
+        )
+        .unwrap();
+        let (_, call) = c.to_call().unwrap();
+        assert_eq!(call.proxy_ip, "1.2.3.4");
+        assert_eq!(call.media, "audio,video");
+        assert_eq!(call.status, "200");
+        assert!(
+            serde_json::from_str::<CdrRecord>(
+                r#"{"account":"a@b.c","direction":"placed","remoteParty":"x","startTime":1,
+                    "status":200,"sessionId":"s","fromTag":"f","proxyIp":"1.2.3.4"}"#
+            )
+            .is_err()
+        );
+        let e = serde_json::from_str::<RegistrationRecord>(r#"{"account":"a@b.c","expires":5}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("missing field `contact`"), "{e}");
+    }
+}

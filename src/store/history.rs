@@ -81,13 +81,20 @@ impl Store {
         })
     }
 
-    /// Inserts a call record; `false` when the same (session, from tag, direction) exists.
+    /// Stores a call record in one statement; `true` when it was stored: a new call, or the
+    /// final record (with a stop time) of a call stored while in progress. `false` when the
+    /// same (session, from tag, direction) is already there and nothing changed.
     pub async fn insert_call(&self, tx: &mut WriteTx, c: &CallRecord) -> sqlx::Result<bool> {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO calls (account_id, direction, remote_party, display_name, start_time, \
              stop_time, duration, status, price, session_id, from_tag, to_tag, proxy_ip, media) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (account_id, session_id, from_tag, direction) DO NOTHING RETURNING id",
+             ON CONFLICT (account_id, session_id, from_tag, direction) DO UPDATE SET \
+             remote_party = excluded.remote_party, display_name = excluded.display_name, \
+             start_time = excluded.start_time, stop_time = excluded.stop_time, \
+             duration = excluded.duration, status = excluded.status, price = excluded.price, \
+             to_tag = excluded.to_tag, proxy_ip = excluded.proxy_ip, media = excluded.media \
+             WHERE calls.stop_time IS NULL AND excluded.stop_time IS NOT NULL RETURNING id",
         )
         .bind(c.account_id)
         .bind(&c.direction)
@@ -100,35 +107,6 @@ impl Store {
         .bind(c.price)
         .bind(&c.session_id)
         .bind(&c.from_tag)
-        .bind(&c.to_tag)
-        .bind(&c.proxy_ip)
-        .bind(&c.media)
-        .fetch_optional(tx.conn())
-        .await?;
-        Ok(id.is_some())
-    }
-
-    /// Completes a call stored while in progress (no stop time yet) with its final record;
-    /// `false` when there is no such unfinished call.
-    pub async fn finish_call(&self, tx: &mut WriteTx, c: &CallRecord) -> sqlx::Result<bool> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE calls SET remote_party = $5, display_name = $6, start_time = $7, \
-             stop_time = $8, duration = $9, status = $10, price = $11, to_tag = $12, \
-             proxy_ip = $13, media = $14 \
-             WHERE account_id = $1 AND session_id = $2 AND from_tag = $3 AND direction = $4 \
-             AND stop_time IS NULL RETURNING id",
-        )
-        .bind(c.account_id)
-        .bind(&c.session_id)
-        .bind(&c.from_tag)
-        .bind(&c.direction)
-        .bind(&c.remote_party)
-        .bind(&c.display_name)
-        .bind(c.start_time)
-        .bind(c.stop_time)
-        .bind(c.duration)
-        .bind(&c.status)
-        .bind(c.price)
         .bind(&c.to_tag)
         .bind(&c.proxy_ip)
         .bind(&c.media)
