@@ -407,7 +407,16 @@ async fn import(s: &Services, kind: FeedKind, input: Box<dyn BufRead>) -> anyhow
                 let line = lines.get(index).copied().unwrap_or(0);
                 Err(failed(imported, duplicates, line, &reason))
             }
-            Err(IngestError::Store(e)) => Err(e.into()),
+            Err(IngestError::Store(e)) => {
+                let first = lines.first().copied().unwrap_or(0);
+                let last = lines.last().copied().unwrap_or(0);
+                Err(failed(
+                    imported,
+                    duplicates,
+                    first,
+                    &format!("the batch of lines {first} to {last} was not stored: {e}"),
+                ))
+            }
         }
     };
     for (n, line) in input.lines().enumerate() {

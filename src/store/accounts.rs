@@ -125,7 +125,7 @@ impl Store {
         users.dedup();
         let mut out = Vec::new();
         for chunk in users.chunks(CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()));
+            let mut q = sqlx::query(SQL.as_str());
             for i in 0..CHUNK {
                 q = q.bind(chunk.get(i).or(chunk.last()).copied().unwrap_or_default());
             }
