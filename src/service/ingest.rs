@@ -464,6 +464,15 @@ impl BalanceRecord {
     }
 }
 
+/// The order to write a batch in: by account, then by `key` (the row's unique key), keeping
+/// the batch's order among equal keys (a later record still wins). Every batch takes its row
+/// locks in this one global order, so concurrent batches on PostgreSQL cannot deadlock.
+fn lock_order<K: Ord>(ids: &[i64], key: impl Fn(usize) -> K) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by(|&a, &b| ids[a].cmp(&ids[b]).then_with(|| key(a).cmp(&key(b))));
+    order
+}
+
 /// Checks every record before anything is written.
 fn check_all<R, T>(
     records: &[R],
@@ -488,8 +497,8 @@ impl Services {
         let checked = check_all(records, |r| r.to_registration(now))?;
         let mut tx = self.store.begin_write().await?;
         let ids = self.resolve_accounts(&mut tx, &checked).await?;
-        for (i, ((_, r), id)) in checked.iter().zip(ids).enumerate() {
-            self.store_registration(&mut tx, id, r, now)
+        for i in lock_order(&ids, |i| &checked[i].1.contact) {
+            self.store_registration(&mut tx, ids[i], &checked[i].1, now)
                 .await
                 .map_err(at_record(i))?;
         }
@@ -507,10 +516,27 @@ impl Services {
         let checked = check_all(records, CdrRecord::to_call)?;
         let mut tx = self.store.begin_write().await?;
         let ids = self.resolve_accounts(&mut tx, &checked).await?;
+        let calls: Vec<CallRecord> = checked
+            .into_iter()
+            .zip(&ids)
+            .map(|((_, mut c), id)| {
+                c.account_id = *id;
+                c
+            })
+            .collect();
+        let order = lock_order(&ids, |i| {
+            (
+                &calls[i].session_id,
+                &calls[i].from_tag,
+                &calls[i].direction,
+            )
+        });
         let mut duplicates = 0;
-        for (i, ((_, mut c), id)) in checked.into_iter().zip(ids).enumerate() {
-            c.account_id = id;
-            let outcome = self.store_call(&mut tx, &c).await.map_err(at_record(i))?;
+        for i in order {
+            let outcome = self
+                .store_call(&mut tx, &calls[i])
+                .await
+                .map_err(at_record(i))?;
             if outcome == CallOutcome::Duplicate {
                 duplicates += 1;
             }
@@ -532,10 +558,11 @@ impl Services {
         let now = now();
         let mut tx = self.store.begin_write().await?;
         let ids = self.resolve_accounts(&mut tx, &checked).await?;
-        for (i, ((_, m), id)) in checked.iter().zip(ids).enumerate() {
+        for i in lock_order(&ids, |_| ()) {
+            let m = &checked[i].1;
             self.store_balance(
                 &mut tx,
-                id,
+                ids[i],
                 m.value,
                 &m.description,
                 m.session.as_deref(),

@@ -480,6 +480,54 @@ async fn concurrent_debits_never_lose_an_update() {
     }
 }
 
+#[tokio::test]
+async fn concurrent_batches_in_opposite_orders_all_commit() {
+    for b in backends() {
+        let ts = TestServer::with_fixture(b).await;
+        let s = Arc::new(ts.services.clone());
+        let accounts = ["alice@example.com", "bob@example.com", "carol@other.org"];
+        let mut before = Vec::new();
+        for a in accounts {
+            before.push(s.find_account(a).await.unwrap().balance);
+        }
+        let t = now();
+        let rounds = 8;
+        let per_round = 60;
+        for round in 0..rounds {
+            let mut batch: Vec<CdrRecord> = recs(Value::Array(
+                (0..per_round)
+                    .map(|i| {
+                        json!({"account": accounts[i % 3], "direction": "placed",
+                           "remoteParty": "sip:x@example.com", "startTime": t - 100,
+                           "stopTime": t - 50, "status": "200", "price": "0.0001",
+                           "sessionId": format!("race-{round}-{i}"), "fromTag": "f"})
+                    })
+                    .collect(),
+            ));
+            let forward = batch.clone();
+            batch.reverse();
+            let (s1, s2) = (s.clone(), s.clone());
+            let a = tokio::spawn(async move { s1.ingest_cdrs(&forward).await });
+            let r = tokio::spawn(async move { s2.ingest_cdrs(&batch).await });
+            let (a, r) = (a.await.unwrap(), r.await.unwrap());
+            let (a, r) = (
+                a.unwrap_or_else(|e| panic!("{b}: {e}")),
+                r.unwrap_or_else(|e| panic!("{b}: {e}")),
+            );
+            assert_eq!(
+                a.duplicates + r.duplicates,
+                per_round,
+                "{b}: each call stored once"
+            );
+        }
+        for (a, before) in accounts.into_iter().zip(before) {
+            let after = s.find_account(a).await.unwrap().balance;
+            assert_eq!(after, before - (rounds * per_round / 3) as i64, "{b}: {a}");
+        }
+        ts.stop().await;
+    }
+}
+
 /// Runs `sipsettings import …` against the test server's store.
 fn import(ts: &TestServer, kind: &str, file: &str, stdin: Option<&str>) -> (bool, String, String) {
     let mut c = Command::new(BIN);
