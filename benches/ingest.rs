@@ -130,7 +130,7 @@ where
     let secs = start.elapsed().as_secs_f64();
     let records = batches.iter().map(Vec::len).sum();
     eprintln!(
-        "{backend:8} {feed:22} {records:>8} records in {secs:7.2} s = {:>9.0} rows/s",
+        "{backend:8} {feed:23} {records:>8} records in {secs:7.2} s = {:>9.0} rows/s",
         records as f64 / secs
     );
     rows.push(Row {
@@ -312,10 +312,10 @@ fn main() -> ExitCode {
         args.accounts, args.batch
     );
     println!("| backend  | feed                   |  records | seconds |   rows/s |");
-    println!("|----------|------------------------|---------:|--------:|---------:|");
+    println!("|----------|-------------------------|---------:|--------:|---------:|");
     for r in &rows {
         println!(
-            "| {:8} | {:22} | {:>8} | {:>7.2} | {:>8.0} |",
+            "| {:8} | {:23} | {:>8} | {:>7.2} | {:>8.0} |",
             r.backend,
             r.feed,
             r.records,
