@@ -421,7 +421,17 @@ async fn import(s: &Services, kind: FeedKind, input: Box<dyn BufRead>) -> anyhow
     };
     for (n, line) in input.lines().enumerate() {
         let n = n + 1;
-        let line = line.map_err(|e| anyhow::anyhow!("line {n}: cannot read: {e}"))?;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(failed(
+                    imported,
+                    duplicates,
+                    n,
+                    &format!("cannot read: {e}"),
+                ));
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
