@@ -12,7 +12,7 @@ use crate::config::{Config, redact_url};
 use crate::crypto::{Keys, random_password};
 use crate::domain::NewAccount;
 use crate::http::{AppState, start};
-use crate::service::Services;
+use crate::service::{FeedBatch, FeedKind, IngestError, MAX_BATCH, Services};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
@@ -62,6 +62,22 @@ pub enum Command {
     /// Client certificates issued by the built-in CA.
     #[command(subcommand)]
     Cert(CertCmd),
+    /// Import feed records from JSON Lines (one record per line; blank lines are skipped).
+    ///
+    /// Records are sent in batches of 10 000, each batch one transaction. On a bad line the
+    /// command prints `error: line N: <reason>` and exits non-zero: the batch holding that
+    /// line is not stored, but earlier complete batches stay committed. Re-importing the same
+    /// call records is harmless (they are counted as duplicates).
+    #[command(after_help = "Examples of lines:\n  \
+        registrations: {\"account\":\"alice@example.com\",\"contact\":\"192.168.1.10:5060\",\"expires\":3600,\"transport\":\"tls\"}\n  \
+        cdrs:          {\"account\":\"alice@example.com\",\"direction\":\"placed\",\"remoteParty\":\"sip:bob@example.com\",\"startTime\":1767261600,\"stopTime\":1767261900,\"status\":\"200\",\"price\":\"0.0400\",\"sessionId\":\"abc@host\",\"fromTag\":\"ft\"}\n  \
+        balance:       {\"account\":\"alice@example.com\",\"value\":\"10.00\",\"description\":\"CC transaction 1001\"}")]
+    Import {
+        /// Which feed the records belong to.
+        kind: ImportKind,
+        /// JSON Lines file; `-` reads stdin.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +136,23 @@ pub enum ResellerCmd {
         parent: Option<i64>,
     },
     List,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ImportKind {
+    Registrations,
+    Cdrs,
+    Balance,
+}
+
+impl From<ImportKind> for FeedKind {
+    fn from(k: ImportKind) -> Self {
+        match k {
+            ImportKind::Registrations => FeedKind::Registrations,
+            ImportKind::Cdrs => FeedKind::Cdrs,
+            ImportKind::Balance => FeedKind::Balance,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -377,6 +410,17 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Import { kind, file } => {
+            let s = services(&cfg).await?;
+            let input: Box<dyn BufRead> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            import(&s, kind.into(), input).await
         }
         Command::Journal(JournalCmd::Prune {
             older_than,
@@ -638,6 +682,78 @@ async fn operator_cmd(cfg: &Config, cmd: OperatorCmd) -> anyhow::Result<()> {
             println!("{secret}");
         }
     }
+    Ok(())
+}
+
+/// Reads JSON Lines and ingests them in batches of `MAX_BATCH` records, one transaction each.
+async fn import(s: &Services, kind: FeedKind, input: Box<dyn BufRead>) -> anyhow::Result<()> {
+    let mut batch = FeedBatch::new(kind);
+    // The line number of each record of the current batch.
+    let mut lines: Vec<usize> = Vec::with_capacity(MAX_BATCH);
+    let (mut imported, mut duplicates) = (0usize, 0usize);
+    let failed = |imported: usize, duplicates: usize, line: usize, reason: &str| {
+        if imported > 0 {
+            eprintln!(
+                "note: {imported} records ({duplicates} duplicates) in earlier batches were \
+                 imported; nothing from the batch holding line {line} was"
+            );
+        }
+        anyhow::anyhow!("line {line}: {reason}")
+    };
+    let mut send = async |batch: &mut FeedBatch, lines: &mut Vec<usize>| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match s.ingest(batch).await {
+            Ok(r) => {
+                imported += r.accepted;
+                duplicates += r.duplicates;
+                batch.clear();
+                lines.clear();
+                Ok(())
+            }
+            Err(IngestError::Record { index, reason }) => {
+                let line = lines.get(index).copied().unwrap_or(0);
+                Err(failed(imported, duplicates, line, &reason))
+            }
+            Err(IngestError::Store(e)) => {
+                let first = lines.first().copied().unwrap_or(0);
+                let last = lines.last().copied().unwrap_or(0);
+                Err(failed(
+                    imported,
+                    duplicates,
+                    first,
+                    &format!("the batch of lines {first} to {last} was not stored: {e}"),
+                ))
+            }
+        }
+    };
+    for (n, line) in input.lines().enumerate() {
+        let n = n + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(failed(
+                    imported,
+                    duplicates,
+                    n,
+                    &format!("cannot read: {e}"),
+                ));
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Err(reason) = batch.push_json(&line) {
+            return Err(failed(imported, duplicates, n, &reason));
+        }
+        lines.push(n);
+        if batch.len() >= MAX_BATCH {
+            send(&mut batch, &mut lines).await?;
+        }
+    }
+    send(&mut batch, &mut lines).await?;
+    println!("imported {imported} records ({duplicates} duplicates)");
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod accounts;
 mod certs;
 mod feeds;
 mod history;
+pub mod ingest;
 pub mod journal;
 mod settings;
 pub mod tenancy;
@@ -20,8 +21,12 @@ use crate::tls::Ca;
 
 pub use accounts::{Identity, effective_no_answer_timeout, split_address};
 pub use certs::{CertAuthError, P12_PASSWORD_ERROR};
-pub use feeds::NewVoicemail;
+pub use feeds::{CallOutcome, NewVoicemail, TRANSPORTS};
 pub use history::{ActiveCall, BalanceMove, CallHistory, CallView, Device, MonthlyUsage, Prepaid};
+pub use ingest::{
+    BalanceRecord, CdrRecord, FeedBatch, FeedKind, IngestError, IngestReport, MAX_BATCH,
+    RegistrationRecord, parse_batch,
+};
 pub use settings::{AcceptRulesView, PersistentRule, Temporary, VoicemailView};
 
 /// Limits from the original service (spec §3/§4).

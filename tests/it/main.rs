@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod harness;
+mod ingest;
 mod isolation;
 mod journal;
 mod operator;
