@@ -5,6 +5,7 @@ mod actions;
 mod auth;
 mod bad_input;
 mod cli;
+mod feeds_api;
 mod harness;
 mod ingest;
 mod isolation;

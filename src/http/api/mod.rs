@@ -2,6 +2,7 @@
 //! pagination with a total, `ETag`/`If-Match` on updates. Thin: scope and rules live in services.
 
 mod accounts;
+mod feeds;
 mod tenancy;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(tenancy::routes())
         .merge(accounts::routes())
+        .merge(feeds::routes())
 }
 
 /// An RFC 9457 problem.
