@@ -1,4 +1,5 @@
-//! Ingestion feed throughput through the service API (no HTTP).
+//! Ingestion feed throughput through the operator API (`POST /api/v1/feeds/*` over a real
+//! socket with a bearer token; `--via service` calls the services directly instead).
 //!
 //! For each backend (SQLite, and PostgreSQL when `SIPSETTINGS_TEST_POSTGRES_URL` is set, in a
 //! database of its own that is dropped at the end) this creates 1 000 accounts, then ingests
@@ -13,15 +14,20 @@
 //! accounts (the worst case for per-batch account resolution). Prints rows/s per feed.
 //!
 //! Run with `cargo bench --bench ingest -- [--backend sqlite|postgres|all] [--records N]
-//! [--batch N] [--accounts N]`.
+//! [--batch N] [--accounts N] [--via http|service]`.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
+use serde_json::{Value, json};
 use sipsettings::config::{Config, Secret};
 use sipsettings::crypto::Keys;
 use sipsettings::domain::NewAccount;
-use sipsettings::service::{BalanceRecord, CdrRecord, RegistrationRecord, Services};
+use sipsettings::domain::Role;
+use sipsettings::http::{AppState, start};
+use sipsettings::service::Services;
+use sipsettings::service::ingest::{FeedBatch, parse_batch};
+use sipsettings::service::tenancy::NewOperator;
 use sipsettings::store::Store;
 use sqlx::Connection;
 
@@ -35,6 +41,7 @@ struct Args {
     records: usize,
     batch: usize,
     accounts: usize,
+    http: bool,
 }
 
 impl Args {
@@ -49,6 +56,7 @@ impl Args {
             records: 100_000,
             batch: 1_000,
             accounts: 1_000,
+            http: true,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -65,6 +73,13 @@ impl Args {
                 "--records" => a.records = value()?.parse()?,
                 "--batch" => a.batch = value()?.parse()?,
                 "--accounts" => a.accounts = value()?.parse()?,
+                "--via" => {
+                    a.http = match value()?.as_str() {
+                        "http" => true,
+                        "service" => false,
+                        other => return Err(format!("unknown --via {other}").into()),
+                    }
+                }
                 // `cargo bench` passes --bench.
                 "--bench" => {}
                 other => return Err(format!("unknown argument {other}").into()),
@@ -142,6 +157,47 @@ where
     Ok(duplicates)
 }
 
+/// Sends one batch (a JSON array) and returns how many records were duplicates.
+enum Feeder {
+    Service(Services),
+    Http {
+        client: reqwest::Client,
+        base: String,
+        auth: String,
+    },
+}
+
+impl Feeder {
+    async fn send(&self, kind: &str, batch: &[Value]) -> Result<usize> {
+        let body = serde_json::to_string(batch)?;
+        match self {
+            Feeder::Service(s) => {
+                let b = match kind {
+                    "registrations" => FeedBatch::Registrations(parse_batch(&body)?),
+                    "cdrs" => FeedBatch::Cdrs(parse_batch(&body)?),
+                    _ => FeedBatch::Balance(parse_batch(&body)?),
+                };
+                Ok(s.ingest(&b).await?.duplicates)
+            }
+            Feeder::Http { client, base, auth } => {
+                let r = client
+                    .post(format!("{base}/api/v1/feeds/{kind}"))
+                    .header("authorization", auth)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = r.status();
+                let v: Value = r.json().await?;
+                if !status.is_success() {
+                    return Err(format!("{kind}: HTTP {status}: {v}").into());
+                }
+                Ok(v["duplicates"].as_u64().unwrap_or(0) as usize)
+            }
+        }
+    }
+}
+
 fn chunks<T: Clone>(v: Vec<T>, n: usize) -> Vec<Vec<T>> {
     v.chunks(n.max(1)).map(<[T]>::to_vec).collect()
 }
@@ -195,74 +251,113 @@ async fn bench_store(
     );
     let account = |i: usize| format!("user{}@{DOMAIN}", i % args.accounts);
     let now = sipsettings::util::now();
+    let mut server = None;
+    let feeder = if args.http {
+        let admin = Services::cli_admin();
+        let op = s
+            .create_operator(
+                &admin,
+                NewOperator {
+                    name: "platform".into(),
+                    role: Role::Admin,
+                    customer_id: None,
+                    reseller_id: None,
+                    password: None,
+                },
+            )
+            .await?;
+        let (_, token) = s.create_token(&admin, op.id, "bench", None).await?;
+        let mut scfg = cfg.clone();
+        scfg.listen = "127.0.0.1:0".into();
+        scfg.tls_listen = String::new();
+        scfg.max_body_bytes = 64 * 1024 * 1024;
+        let srv = start(AppState::new(scfg, s.clone())).await?;
+        let base = format!("http://{}", srv.addr);
+        server = Some(srv);
+        Feeder::Http {
+            client: reqwest::Client::new(),
+            base,
+            auth: format!("Bearer {token}"),
+        }
+    } else {
+        Feeder::Service(s.clone())
+    };
 
-    let regs: Vec<RegistrationRecord> = (0..args.records)
-        .map(|i| RegistrationRecord {
-            account: account(i),
-            contact: format!("10.{}.{}.{}:5060", i / 65536 % 256, i / 256 % 256, i % 256),
-            public_contact: Some(format!("80.1.{}.{}:34567", i / 256 % 256, i % 256)),
-            expires: Some(3600),
-            expires_at: None,
-            user_agent: Some("Blink 6.0 (Linux)".into()),
-            transport: Some("tls".into()),
-            instance_id: Some(format!("urn:uuid:{i:08}")),
+    let regs: Vec<Value> = (0..args.records)
+        .map(|i| {
+            json!({
+                "account": account(i),
+                "contact": format!("10.{}.{}.{}:5060", i / 65536 % 256, i / 256 % 256, i % 256),
+                "public_contact": format!("80.1.{}.{}:34567", i / 256 % 256, i % 256),
+                "expires": 3600,
+                "user_agent": "Blink 6.0 (Linux)",
+                "transport": "tls",
+                "instance_id": format!("urn:uuid:{i:08}"),
+            })
         })
         .collect();
     let regs = chunks(regs, args.batch);
     timed(rows, backend, "registrations", &regs, async |b| {
-        Ok(s.ingest_registrations(b).await?.duplicates)
+        feeder.send("registrations", b).await
     })
     .await?;
 
-    let cdrs: Vec<CdrRecord> = (0..args.records)
+    let cdrs: Vec<Value> = (0..args.records)
         .map(|i| {
             let placed = i % 2 == 0;
             let start = now - 86_400 + (i as i64 % 80_000);
-            serde_json::from_value(serde_json::json!({
+            let mut v = json!({
                 "account": account(i),
                 "direction": if placed { "placed" } else { "received" },
                 "remoteParty": format!("sip:{i}@example.org"),
                 "startTime": start,
                 "stopTime": start + 60,
                 "status": "200",
-                "price": if placed { Some("0.0100") } else { None },
                 "sessionId": format!("bench-{i}@host"),
                 "fromTag": format!("ft{i}"),
                 "toTag": "tt",
                 "proxyIP": "10.0.0.1",
                 "media": ["audio"],
-            }))
+            });
+            if placed && let Some(o) = v.as_object_mut() {
+                o.insert("price".into(), json!("0.0100"));
+            }
+            v
         })
-        .collect::<std::result::Result<_, _>>()?;
+        .collect();
     let cdrs = chunks(cdrs, args.batch);
     let dups = timed(rows, backend, "cdrs", &cdrs, async |b| {
-        Ok(s.ingest_cdrs(b).await?.duplicates)
+        feeder.send("cdrs", b).await
     })
     .await?;
     if dups != 0 {
         return Err(format!("{dups} duplicates on first ingest").into());
     }
     let dups = timed(rows, backend, "cdrs again (duplicates)", &cdrs, async |b| {
-        Ok(s.ingest_cdrs(b).await?.duplicates)
+        feeder.send("cdrs", b).await
     })
     .await?;
     if dups != args.records {
         return Err(format!("{dups} duplicates of {} on re-ingest", args.records).into());
     }
 
-    let moves: Vec<BalanceRecord> = (0..args.records / 5)
-        .map(|i| BalanceRecord {
-            account: account(i),
-            value: if i % 2 == 0 { "5.0000" } else { "-0.0100" }.into(),
-            description: format!("bench move {i}"),
-            session: None,
+    let moves: Vec<Value> = (0..args.records / 5)
+        .map(|i| {
+            json!({
+                "account": account(i),
+                "value": if i % 2 == 0 { "5.0000" } else { "-0.0100" },
+                "description": format!("bench move {i}"),
+            })
         })
         .collect();
     let moves = chunks(moves, args.batch);
     timed(rows, backend, "balance", &moves, async |b| {
-        Ok(s.ingest_balance(b).await?.duplicates)
+        feeder.send("balance", b).await
     })
     .await?;
+    if let Some(srv) = server {
+        srv.stop().await;
+    }
 
     // Sanity: everything is there exactly once.
     let pool = s.store.pool();
@@ -308,8 +403,14 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "\ningest benchmark: {} accounts, batches of {} records (one transaction each)\n",
-        args.accounts, args.batch
+        "\ningest benchmark ({}): {} accounts, batches of {} records (one transaction each)\n",
+        if args.http {
+            "POST /api/v1/feeds over HTTP"
+        } else {
+            "service calls"
+        },
+        args.accounts,
+        args.batch
     );
     println!("| backend  | feed                   |  records | seconds |   rows/s |");
     println!("|----------|-------------------------|---------:|--------:|---------:|");
