@@ -278,6 +278,7 @@ impl ServerEnv<'_> {
         let mut cmd = Command::new(SERVER_BIN);
         cmd.env("SIPSETTINGS_DATA_DIR", self.data_dir)
             .env("SIPSETTINGS_LISTEN", self.listen.to_string())
+            .env("SIPSETTINGS_TLS_LISTEN", "")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         match self.database_url {

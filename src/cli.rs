@@ -12,7 +12,7 @@ use crate::config::{Config, redact_url};
 use crate::crypto::{Keys, random_password};
 use crate::domain::NewAccount;
 use crate::http::{AppState, start};
-use crate::service::Services;
+use crate::service::{FeedBatch, FeedKind, IngestError, MAX_BATCH, Services};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
@@ -59,6 +59,25 @@ pub enum Command {
     /// Resellers (a tree; they own customers).
     #[command(subcommand)]
     Reseller(ResellerCmd),
+    /// Client certificates issued by the built-in CA.
+    #[command(subcommand)]
+    Cert(CertCmd),
+    /// Import feed records from JSON Lines (one record per line; blank lines are skipped).
+    ///
+    /// Records are sent in batches of 10 000, each batch one transaction. On a bad line the
+    /// command prints `error: line N: <reason>` and exits non-zero: the batch holding that
+    /// line is not stored, but earlier complete batches stay committed. Re-importing the same
+    /// call records is harmless (they are counted as duplicates).
+    #[command(after_help = "Examples of lines:\n  \
+        registrations: {\"account\":\"alice@example.com\",\"contact\":\"192.168.1.10:5060\",\"expires\":3600,\"transport\":\"tls\"}\n  \
+        cdrs:          {\"account\":\"alice@example.com\",\"direction\":\"placed\",\"remoteParty\":\"sip:bob@example.com\",\"startTime\":1767261600,\"stopTime\":1767261900,\"status\":\"200\",\"price\":\"0.0400\",\"sessionId\":\"abc@host\",\"fromTag\":\"ft\"}\n  \
+        balance:       {\"account\":\"alice@example.com\",\"value\":\"10.00\",\"description\":\"CC transaction 1001\"}")]
+    Import {
+        /// Which feed the records belong to.
+        kind: ImportKind,
+        /// JSON Lines file; `-` reads stdin.
+        file: PathBuf,
+    },
     /// Print the OpenAPI document of the operator API (/api/v1) to stdout.
     Openapi,
 }
@@ -121,6 +140,23 @@ pub enum ResellerCmd {
     List,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ImportKind {
+    Registrations,
+    Cdrs,
+    Balance,
+}
+
+impl From<ImportKind> for FeedKind {
+    fn from(k: ImportKind) -> Self {
+        match k {
+            ImportKind::Registrations => FeedKind::Registrations,
+            ImportKind::Cdrs => FeedKind::Cdrs,
+            ImportKind::Balance => FeedKind::Balance,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum JournalCmd {
     /// Delete journal entries older than DAYS, in small batches that do not block live traffic.
@@ -130,6 +166,36 @@ pub enum JournalCmd {
         /// Only this account's entries.
         #[arg(long)]
         account: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// Issue a client certificate: writes DIR/USER@DOMAIN.crt (certificate, key, CA) and
+    /// DIR/USER@DOMAIN.p12 (password from --p12-password, else one line from stdin).
+    Issue {
+        address: String,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days (default `tls.client_cert_days`).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Password of the .p12 file (visible in the process list: prefer stdin).
+        #[arg(long)]
+        p12_password: Option<String>,
+        /// PKCS#12 with AES-256/SHA-256 instead of the widely importable 3DES/SHA-1.
+        #[arg(long)]
+        p12_modern: bool,
+    },
+    /// List certificates (all, or those of one account).
+    List { address: Option<String> },
+    /// Revoke one certificate by serial, or every certificate of USER@DOMAIN.
+    Revoke { target: String },
+    /// Write the current CRL (PEM) to stdout or --out FILE.
+    Crl {
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -367,6 +433,17 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Import { kind, file } => {
+            let s = services(&cfg).await?;
+            let input: Box<dyn BufRead> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            import(&s, kind.into(), input).await
+        }
         Command::Journal(JournalCmd::Prune {
             older_than,
             account,
@@ -380,7 +457,101 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             println!("deleted {n} journal entries older than {older_than} days");
             Ok(())
         }
+        Command::Cert(c) => cert_cmd(&cfg, c).await,
     }
+}
+
+fn date_of(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+async fn cert_cmd(cfg: &Config, cmd: CertCmd) -> anyhow::Result<()> {
+    let s = services(cfg).await?;
+    match cmd {
+        CertCmd::Issue {
+            address,
+            out,
+            days,
+            p12_password,
+            p12_modern,
+        } => {
+            let a = s.find_account(&address).await?;
+            let password = match p12_password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+                        anyhow::anyhow!("cannot read the .p12 password from stdin: {e}")
+                    })?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            if password.is_empty() {
+                anyhow::bail!("empty .p12 password (use --p12-password or one line on stdin)");
+            }
+            std::fs::create_dir_all(&out)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+            let ca = s.ca()?;
+            let issued = s
+                .issue_client_cert(&a, days.unwrap_or_else(|| s.client_cert_days()))
+                .await?;
+            let addr = a.address();
+            let bundle =
+                crate::tls::issue::bundle_pem(&issued.cert_pem, &issued.key_pem, &ca.cert_pem);
+            let p12 = crate::tls::issue::pkcs12(
+                &addr,
+                &issued.cert_der,
+                &issued.key_pem,
+                &ca.cert_der,
+                &password,
+                p12_modern,
+            )?;
+            let crt_path = out.join(format!("{addr}.crt"));
+            let p12_path = out.join(format!("{addr}.p12"));
+            crate::crypto::write_private_file(&crt_path, bundle.as_bytes())?;
+            crate::crypto::write_private_file(&p12_path, &p12)?;
+            println!(
+                "issued certificate {} for {addr}, valid until {}",
+                issued.serial,
+                date_of(issued.not_after)
+            );
+            println!("  {}", crt_path.display());
+            println!("  {}", p12_path.display());
+        }
+        CertCmd::List { address } => {
+            let now = crate::util::now();
+            for c in s.list_client_certs(address.as_deref()).await? {
+                let status = match c.revoked_at {
+                    Some(t) => format!("revoked {}", date_of(t)),
+                    None if c.not_after < now => "expired".to_owned(),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{}  {}@{}  until {}  {status}",
+                    c.serial,
+                    c.username,
+                    c.domain,
+                    date_of(c.not_after)
+                );
+            }
+        }
+        CertCmd::Revoke { target } => {
+            for serial in s.revoke_client_certs(&target).await? {
+                println!("revoked {serial}");
+            }
+        }
+        CertCmd::Crl { out } => {
+            let (_, pem) = s.client_cert_crl().await?;
+            match out {
+                Some(path) => std::fs::write(&path, pem)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+                None => print!("{pem}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn account_cmd(cfg: &Config, cmd: AccountCmd) -> anyhow::Result<()> {
@@ -536,6 +707,78 @@ async fn operator_cmd(cfg: &Config, cmd: OperatorCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads JSON Lines and ingests them in batches of `MAX_BATCH` records, one transaction each.
+async fn import(s: &Services, kind: FeedKind, input: Box<dyn BufRead>) -> anyhow::Result<()> {
+    let mut batch = FeedBatch::new(kind);
+    // The line number of each record of the current batch.
+    let mut lines: Vec<usize> = Vec::with_capacity(MAX_BATCH);
+    let (mut imported, mut duplicates) = (0usize, 0usize);
+    let failed = |imported: usize, duplicates: usize, line: usize, reason: &str| {
+        if imported > 0 {
+            eprintln!(
+                "note: {imported} records ({duplicates} duplicates) in earlier batches were \
+                 imported; nothing from the batch holding line {line} was"
+            );
+        }
+        anyhow::anyhow!("line {line}: {reason}")
+    };
+    let mut send = async |batch: &mut FeedBatch, lines: &mut Vec<usize>| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match s.ingest(batch).await {
+            Ok(r) => {
+                imported += r.accepted;
+                duplicates += r.duplicates;
+                batch.clear();
+                lines.clear();
+                Ok(())
+            }
+            Err(IngestError::Record { index, reason }) => {
+                let line = lines.get(index).copied().unwrap_or(0);
+                Err(failed(imported, duplicates, line, &reason))
+            }
+            Err(IngestError::Store(e)) => {
+                let first = lines.first().copied().unwrap_or(0);
+                let last = lines.last().copied().unwrap_or(0);
+                Err(failed(
+                    imported,
+                    duplicates,
+                    first,
+                    &format!("the batch of lines {first} to {last} was not stored: {e}"),
+                ))
+            }
+        }
+    };
+    for (n, line) in input.lines().enumerate() {
+        let n = n + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(failed(
+                    imported,
+                    duplicates,
+                    n,
+                    &format!("cannot read: {e}"),
+                ));
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Err(reason) = batch.push_json(&line) {
+            return Err(failed(imported, duplicates, n, &reason));
+        }
+        lines.push(n);
+        if batch.len() >= MAX_BATCH {
+            send(&mut batch, &mut lines).await?;
+        }
+    }
+    send(&mut batch, &mut lines).await?;
+    println!("imported {imported} records ({duplicates} duplicates)");
+    Ok(())
+}
+
 /// An address clients on this machine can reach (`0.0.0.0` → `127.0.0.1`).
 fn local_url_host(listen: &str) -> String {
     listen
@@ -549,8 +792,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let host = local_url_host(&cfg.listen);
     let count = services.count_accounts().await?;
     let mut banner = String::new();
+    let mut demo_pw = None;
     if demo && count == 0 {
         let pw = random_password();
+        demo_pw = Some(pw.clone());
         let alice = crate::demo::seed(&services, &pw).await?;
         let base = format!("http://{host}/settings.phtml");
         let user = &alice.username;
@@ -591,6 +836,18 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let mut server = start(state).await?;
     let addr = server.addr;
     tracing::info!("listening on http://{addr}");
+    if let Some(tls) = server.tls_addr {
+        tracing::info!("listening on https://{tls} (client certificates optional)");
+        if let Some(pw) = &demo_pw {
+            let host = local_url_host(&tls.to_string());
+            banner.push_str(&format!(
+                "\nHTTPS with a client certificate (fetched once with the password):\n  \
+                 curl -k --digest -u 'alice:{pw}' -o alice@example.com.crt \
+                 'https://{host}/settings.phtml?action=get_crt&realm=example.com'\n  \
+                 curl -k -E alice@example.com.crt 'https://{host}/settings.phtml?action=get_identity'\n"
+            ));
+        }
+    }
     if !banner.is_empty() {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{banner}");

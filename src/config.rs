@@ -122,6 +122,25 @@ impl<'de> Deserialize<'de> for Cidr {
 }
 
 /// Comma-separated list from the environment, or a real list from TOML.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Comma-separated list from the environment, or a real list from TOML.
 fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -155,6 +174,8 @@ pub struct Config {
     pub database_url: Secret,
     /// HTTP listener address.
     pub listen: String,
+    /// HTTPS listener address (optional client certificates); empty = no HTTPS listener.
+    pub tls_listen: String,
     /// Base64 of 32 random bytes. Signs digest nonces and encrypts recoverable secrets.
     /// Empty = generated once into `<data_dir>/secret.key`. Replicas must share it.
     pub secret_key: Secret,
@@ -173,6 +194,8 @@ pub struct Config {
     pub digest: DigestConfig,
     pub throttle: ThrottleConfig,
     pub journal: JournalConfig,
+    pub tls: TlsConfig,
+    pub client_cert: ClientCertConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -201,6 +224,51 @@ impl Default for JournalConfig {
             max_entries_per_account: 100_000,
             retention_days: 0,
             prune_batch: 1000,
+        }
+    }
+}
+
+/// The HTTPS listener, the built-in CA and client certificates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM); empty = issued by the built-in CA at first start.
+    pub cert_file: String,
+    /// Server private key (PEM, PKCS#8/SEC1/PKCS#1); required with `cert_file`.
+    pub key_file: String,
+    /// CA certificate (PEM); empty = `<data_dir>/ca.crt`, created at first start.
+    pub ca_cert_file: String,
+    /// CA private key (PEM); empty = `<data_dir>/ca.key` (mode 0600), created at first start.
+    pub ca_key_file: String,
+    /// Host names added to the generated server certificate (besides localhost, 127.0.0.1).
+    #[serde(deserialize_with = "string_list")]
+    pub hostnames: Vec<String>,
+    /// Seconds between rebuilds of the TLS verifier's CRL from the store.
+    pub crl_refresh_secs: u64,
+    /// Validity of client certificates issued by `get_crt`/`get_p12` and `cert issue`.
+    pub client_cert_days: u32,
+}
+
+/// Client certificates forwarded by a TLS-terminating proxy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientCertConfig {
+    /// Request header carrying the client certificate (URL-encoded PEM as nginx
+    /// `$ssl_client_escaped_cert`, or RFC 9440 `:base64 DER:`), honoured only from
+    /// `trusted_proxies`. Empty = header mode off.
+    pub header: String,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ca_cert_file: String::new(),
+            ca_key_file: String::new(),
+            hostnames: Vec::new(),
+            crl_refresh_secs: 30,
+            client_cert_days: 365,
         }
     }
 }
@@ -243,6 +311,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: Secret::default(),
             listen: "127.0.0.1:8080".into(),
+            tls_listen: "127.0.0.1:8443".into(),
             secret_key: Secret::default(),
             log_format: "text".into(),
             max_body_bytes: 24 * 1024 * 1024,
@@ -253,6 +322,8 @@ impl Default for Config {
             digest: DigestConfig::default(),
             throttle: ThrottleConfig::default(),
             journal: JournalConfig::default(),
+            tls: TlsConfig::default(),
+            client_cert: ClientCertConfig::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod util;
 
 pub use config::Config;

@@ -159,6 +159,8 @@ async fn ready(State(st): State<AppState>) -> Response {
 /// A server bound to a socket and running in the background (used by `serve` and tests).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The HTTPS listener, when `tls_listen` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -185,13 +187,97 @@ impl RunningServer {
     }
 }
 
-/// Binds the listener and starts serving.
+/// The HTTPS listener: bound, configured, and its CRL refresher running.
+struct TlsListener {
+    addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+async fn start_tls(state: &AppState, app: Router) -> anyhow::Result<Option<TlsListener>> {
+    let listen = state.cfg.tls_listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let services = state.services.clone();
+    let ca = services
+        .ca()
+        .map_err(|e| anyhow::anyhow!("built-in CA: {e}"))?;
+    let ident = Arc::new(crate::tls::ServerIdentity::load_or_issue(&state.cfg, &ca)?);
+    let mut revoked = services
+        .revoked_client_certs()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read revoked certificates: {e}"))?;
+    let (crl, _) = services
+        .crl_of(&revoked)
+        .map_err(|e| anyhow::anyhow!("cannot build the CRL: {e}"))?;
+    let server_cfg = crate::tls::server_config(&ident, &ca, crl)?;
+    let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_cfg));
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let server = axum_server::from_tcp_rustls(listener, rustls_cfg.clone())?.handle(handle.clone());
+    let task = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+    });
+    // Revocations reach the handshake within `crl_refresh_secs` on every replica (the
+    // per-request serial check in the store is immediate).
+    let every = Duration::from_secs(state.cfg.tls.crl_refresh_secs.max(1));
+    let refresher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            // Rebuild only when the revoked set changed: the verifier remembers verified
+            // chains for as long as it lives.
+            let now_revoked = match services.revoked_client_certs().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("CRL refresh failed, keeping the previous one: {e}");
+                    continue;
+                }
+            };
+            if now_revoked == revoked {
+                continue;
+            }
+            let crl = match services.crl_of(&now_revoked) {
+                Ok((der, _)) => der,
+                Err(e) => {
+                    tracing::warn!("CRL refresh failed, keeping the previous one: {e}");
+                    continue;
+                }
+            };
+            match crate::tls::server_config(&ident, &ca, crl) {
+                Ok(c) => {
+                    rustls_cfg.reload_from_config(Arc::new(c));
+                    revoked = now_revoked;
+                }
+                Err(e) => tracing::warn!("TLS reload failed, keeping the previous one: {e}"),
+            }
+        }
+    });
+    Ok(Some(TlsListener {
+        addr,
+        handle,
+        task,
+        refresher,
+    }))
+}
+
+/// Binds the listeners (HTTP, and HTTPS when configured) and starts serving.
 pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind(&state.cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", state.cfg.listen))?;
     let addr = listener.local_addr()?;
     let app = router(state.clone());
+    let tls = start_tls(&state, app.clone()).await?;
+    let tls_addr = tls.as_ref().map(|t| t.addr);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let nonces = state.nonces.clone();
     tokio::spawn(async move {
@@ -201,18 +287,33 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
             nonces.sweep(now());
         }
     });
+    let tls_handle = tls.as_ref().map(|t| t.handle.clone());
     let task = tokio::spawn(async move {
-        axum::serve(
+        let result = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             let _ = rx.await;
+            if let Some(h) = tls_handle {
+                h.graceful_shutdown(Some(Duration::from_secs(30)));
+            }
         })
-        .await
+        .await;
+        if let Some(t) = tls {
+            t.handle.graceful_shutdown(Some(Duration::from_secs(30)));
+            t.refresher.abort();
+            match t.task.await {
+                Ok(Err(e)) => tracing::warn!("HTTPS listener error: {e}"),
+                Err(e) => tracing::warn!("HTTPS listener task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        result
     });
     Ok(RunningServer {
         addr,
+        tls_addr,
         state,
         shutdown: Some(tx),
         task,

@@ -13,12 +13,13 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::params::Params;
+use crate::auth::client_cert::{self, CertSource};
 use crate::auth::digest::{self, Algorithm, NonceCheck};
 use crate::auth::throttle::Verdict;
 use crate::domain::{Account, Forwarding};
 use crate::error::ServiceError;
 use crate::service::journal::{MAX_GET_LIMIT, journal_id_of};
-use crate::service::{CallView, VoicemailView};
+use crate::service::{CallView, CertAuthError, VoicemailView};
 use crate::store::JournalQuery;
 use crate::util::{money_to_f64, money_to_string, now};
 
@@ -56,6 +57,8 @@ pub enum Action {
     JournalGet,
     JournalPut,
     JournalDelete,
+    GetCrt,
+    GetP12,
 }
 
 impl Action {
@@ -86,6 +89,8 @@ impl Action {
             "get_journal_entries" => JournalGet,
             "put_journal_entries" => JournalPut,
             "delete_journal_entries" => JournalDelete,
+            "get_crt" | "crt" => GetCrt,
+            "get_p12" | "p12" => GetP12,
             _ => return None,
         })
     }
@@ -212,7 +217,14 @@ async fn handle(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let account = match authenticate(&st, &parts, &params, ip).await {
+    // A client certificate (TLS, or a trusted proxy's header) identifies the caller;
+    // without one the request falls back to digest.
+    let account = match client_cert::presented(&parts, peer, &st.cfg) {
+        Ok(Some(cert)) => authenticate_cert(&st, &cert.der, cert.source, ip).await,
+        Ok(None) => authenticate(&st, &parts, &params, ip).await,
+        Err(reason) => Err(cert_failure(&st, ip, "-", reason).await),
+    };
+    let account = match account {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -281,6 +293,54 @@ async fn auth_failure(
         tokio::time::sleep(delay).await;
     }
     challenge(st, realm, false, "Authentication required")
+}
+
+/// A refused client certificate: fail2ban line, throttle, 401 (no digest fallback).
+async fn cert_failure(st: &AppState, ip: IpAddr, address: &str, reason: &str) -> Response {
+    tracing::warn!(
+        "auth failure ip={ip} user={} reason={reason}",
+        log_safe(address)
+    );
+    let delay = st.throttle.fail(ip, now());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        "Authentication failed: the client certificate is not valid",
+    )
+}
+
+async fn authenticate_cert(
+    st: &AppState,
+    der: &[u8],
+    source: CertSource,
+    ip: IpAddr,
+) -> Result<Account, Response> {
+    match st
+        .services
+        .account_for_client_cert(der, source == CertSource::Header)
+        .await
+    {
+        Ok(a) => {
+            st.throttle.succeed(ip);
+            Ok(a)
+        }
+        Err(CertAuthError::Refused { reason, address }) => {
+            Err(cert_failure(st, ip, address.as_deref().unwrap_or("-"), reason).await)
+        }
+        Err(CertAuthError::Blocked(a)) => {
+            tracing::warn!(
+                "auth failure ip={ip} user={} reason=blocked",
+                log_safe(&a.address())
+            );
+            Err(json_error(
+                StatusCode::FORBIDDEN,
+                &format!("Error: account {} is blocked", a.address()),
+            ))
+        }
+        Err(CertAuthError::Service(e)) => Err(error_response(e)),
+    }
 }
 
 async fn authenticate(
@@ -465,6 +525,22 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_owned()
     }
+}
+
+/// A file download (`get_crt`, `get_p12`).
+fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Response {
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={filename}")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A JSON parameter (`rules`): missing, empty and malformed values get their own message.
@@ -769,6 +845,23 @@ async fn run(
             };
             let n = s.journal_delete(a, &ids).await?;
             ok(json!({"success": true, "deleted": n}))
+        }
+        Action::GetCrt => {
+            let pem = s.client_cert_bundle(a).await?;
+            download(
+                "application/x-pem-file",
+                &format!("{}.crt", a.address()),
+                pem.into_bytes(),
+            )
+        }
+        Action::GetP12 => {
+            let password = params.get("password").map_err(ServiceError::Invalid)?;
+            let modern = params
+                .get("p12")
+                .map_err(ServiceError::Invalid)?
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("modern"));
+            let p12 = s.client_cert_p12(a, password, modern).await?;
+            download("application/x-pkcs12", &format!("{}.p12", a.address()), p12)
         }
     })
 }

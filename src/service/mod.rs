@@ -1,13 +1,15 @@
 //! Services: every business rule, once. Wire adapters call these; these call the store.
 
 mod accounts;
+mod certs;
 mod feeds;
 mod history;
+pub mod ingest;
 pub mod journal;
 mod settings;
 pub mod tenancy;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono_tz::Tz;
 
@@ -15,10 +17,16 @@ use crate::config::Config;
 use crate::crypto::Keys;
 use crate::domain::Account;
 use crate::store::Store;
+use crate::tls::Ca;
 
 pub use accounts::{Identity, effective_no_answer_timeout, split_address};
-pub use feeds::NewVoicemail;
+pub use certs::{CertAuthError, P12_PASSWORD_ERROR};
+pub use feeds::{CallOutcome, NewVoicemail, TRANSPORTS};
 pub use history::{ActiveCall, BalanceMove, CallHistory, CallView, Device, MonthlyUsage, Prepaid};
+pub use ingest::{
+    BalanceRecord, CdrRecord, FeedBatch, FeedKind, IngestError, IngestReport, MAX_BATCH,
+    RegistrationRecord, parse_batch,
+};
 pub use settings::{AcceptRulesView, PersistentRule, Temporary, VoicemailView};
 
 /// Limits from the original service (spec §3/§4).
@@ -36,6 +44,13 @@ pub struct Services {
     pub keys: Arc<Keys>,
     default_tz: Tz,
     journal: crate::config::JournalConfig,
+    ca: Arc<CaSlot>,
+}
+
+/// The built-in CA, loaded (or created) on first use.
+struct CaSlot {
+    cfg: Config,
+    ca: Mutex<Option<Arc<Ca>>>,
 }
 
 impl Services {
@@ -45,7 +60,30 @@ impl Services {
             keys: Arc::new(keys),
             default_tz: cfg.default_timezone.parse().unwrap_or(Tz::UTC),
             journal: cfg.journal.clone(),
+            ca: Arc::new(CaSlot {
+                cfg: cfg.clone(),
+                ca: Mutex::new(None),
+            }),
         }
+    }
+
+    /// The built-in CA (created in the data dir at first use unless configured).
+    pub fn ca(&self) -> anyhow::Result<Arc<Ca>> {
+        let mut slot = match self.ca.ca.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(ca) = slot.as_ref() {
+            return Ok(ca.clone());
+        }
+        let ca = Arc::new(Ca::load_or_create(&self.ca.cfg)?);
+        *slot = Some(ca.clone());
+        Ok(ca)
+    }
+
+    /// Days a newly issued client certificate is valid.
+    pub fn client_cert_days(&self) -> u32 {
+        self.ca.cfg.tls.client_cert_days.max(1)
     }
 
     /// The account's timezone, or the configured default when unset or unknown.

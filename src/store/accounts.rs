@@ -103,11 +103,66 @@ impl Store {
         .await
     }
 
+    /// Account ids of many `(user, domain)` addresses at once, read inside `tx`; addresses
+    /// without an account are absent from the answer.
+    pub async fn account_ids_by_address(
+        &self,
+        tx: &mut WriteTx,
+        addresses: &[(String, String)],
+    ) -> sqlx::Result<Vec<((String, String), i64)>> {
+        // A fixed number of markers (the last user name repeated) keeps one prepared statement.
+        const CHUNK: usize = 100;
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let markers: Vec<String> = (1..=CHUNK).map(|i| format!("${i}")).collect();
+            format!(
+                "SELECT a.id, a.username, d.name FROM accounts a \
+                 JOIN domains d ON d.id = a.domain_id WHERE a.username IN ({})",
+                markers.join(", ")
+            )
+        });
+        let wanted: std::collections::HashSet<&(String, String)> = addresses.iter().collect();
+        let mut users: Vec<&str> = addresses.iter().map(|(u, _)| u.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut out = Vec::new();
+        for chunk in users.chunks(CHUNK) {
+            let mut q = sqlx::query(SQL.as_str());
+            for i in 0..CHUNK {
+                q = q.bind(chunk.get(i).or(chunk.last()).copied().unwrap_or_default());
+            }
+            for row in q.fetch_all(tx.conn()).await? {
+                let key: (String, String) = (row.try_get(1)?, row.try_get(2)?);
+                if wanted.contains(&key) {
+                    out.push((key, row.try_get(0)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn account_by_id(&self, id: i64) -> sqlx::Result<Option<Account>> {
         sqlx::query_as(concat!(account_select!(), "WHERE a.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
+    }
+
+    /// The account of a client certificate that is known, not revoked and valid at `now`
+    /// (one query on the hot path of certificate authentication).
+    pub async fn account_by_valid_client_cert(
+        &self,
+        serial: &str,
+        now: i64,
+    ) -> sqlx::Result<Option<Account>> {
+        sqlx::query_as(concat!(
+            account_select!(),
+            "JOIN client_certs c ON c.account_id = a.id \
+             WHERE c.serial = $1 AND c.revoked_at IS NULL AND c.not_after >= $2"
+        ))
+        .bind(serial)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     pub async fn account_by_id_tx(

@@ -81,13 +81,20 @@ impl Store {
         })
     }
 
-    /// Inserts a call record; `false` when the same (session, from tag, direction) exists.
+    /// Stores a call record in one statement; `true` when it was stored: a new call, or the
+    /// final record (with a stop time) of a call stored while in progress. `false` when the
+    /// same (session, from tag, direction) is already there and nothing changed.
     pub async fn insert_call(&self, tx: &mut WriteTx, c: &CallRecord) -> sqlx::Result<bool> {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO calls (account_id, direction, remote_party, display_name, start_time, \
              stop_time, duration, status, price, session_id, from_tag, to_tag, proxy_ip, media) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (account_id, session_id, from_tag, direction) DO NOTHING RETURNING id",
+             ON CONFLICT (account_id, session_id, from_tag, direction) DO UPDATE SET \
+             remote_party = excluded.remote_party, display_name = excluded.display_name, \
+             start_time = excluded.start_time, stop_time = excluded.stop_time, \
+             duration = excluded.duration, status = excluded.status, price = excluded.price, \
+             to_tag = excluded.to_tag, proxy_ip = excluded.proxy_ip, media = excluded.media \
+             WHERE calls.stop_time IS NULL AND excluded.stop_time IS NOT NULL RETURNING id",
         )
         .bind(c.account_id)
         .bind(&c.direction)
@@ -106,6 +113,22 @@ impl Store {
         .fetch_optional(tx.conn())
         .await?;
         Ok(id.is_some())
+    }
+
+    /// Removes one registration; `false` when there was none.
+    pub async fn delete_registration(
+        &self,
+        tx: &mut WriteTx,
+        account_id: i64,
+        contact: &str,
+    ) -> sqlx::Result<bool> {
+        let n = sqlx::query("DELETE FROM registrations WHERE account_id = $1 AND contact = $2")
+            .bind(account_id)
+            .bind(contact)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     pub async fn live_registrations(

@@ -6,6 +6,7 @@
 #[macro_use]
 mod accounts;
 pub mod cache;
+mod certs;
 mod history;
 mod journal;
 mod settings;
@@ -24,6 +25,7 @@ use crate::domain::Account;
 use cache::AccountCache;
 
 pub use accounts::AccountUpdate;
+pub use certs::{ClientCertListing, ClientCertRow, NewClientCert};
 pub use history::BalanceChange;
 pub use journal::{JournalQuery, JournalRow, NewJournalEntry};
 pub use tenancy::CustomerFilter;
@@ -58,15 +60,26 @@ pub struct WriteTx {
     touched: Vec<i64>,
 }
 
+const NOTIFY_CHUNK: usize = 50;
+static NOTIFY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let calls: Vec<String> = (2..NOTIFY_CHUNK + 2)
+        .map(|i| format!("pg_notify($1, ${i})"))
+        .collect();
+    format!("SELECT {}", calls.join(", "))
+});
+
 impl WriteTx {
     pub async fn commit(mut self) -> sqlx::Result<()> {
         if self.backend == Backend::Postgres {
-            for id in &self.touched {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(cache::NOTIFY_CHANNEL)
-                    .bind(id.to_string())
-                    .execute(&mut *self.tx)
-                    .await?;
+            // Batches of NOTIFY_CHUNK per statement (one prepared statement: a short last
+            // batch repeats its last id; PostgreSQL folds identical notifications).
+            for chunk in self.touched.chunks(NOTIFY_CHUNK) {
+                let mut q = sqlx::query(NOTIFY_SQL.as_str()).bind(cache::NOTIFY_CHANNEL);
+                for i in 0..NOTIFY_CHUNK {
+                    let id = chunk.get(i).or(chunk.last()).copied().unwrap_or_default();
+                    q = q.bind(id.to_string());
+                }
+                q.execute(&mut *self.tx).await?;
             }
         }
         let touched = std::mem::take(&mut self.touched);

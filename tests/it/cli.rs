@@ -56,6 +56,7 @@ fn free_port() -> u16 {
 pub struct Served {
     pub child: Child,
     pub port: u16,
+    pub tls_port: u16,
     pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -69,8 +70,10 @@ impl Drop for Served {
 
 pub fn serve(b: &Backing, args: &[&str], extra_env: &[(&str, &str)]) -> Served {
     let port = free_port();
+    let tls_port = free_port();
     let mut c = cmd(b, &[&["serve"], args].concat());
     c.env("SIPSETTINGS_LISTEN", format!("127.0.0.1:{port}"));
+    c.env("SIPSETTINGS_TLS_LISTEN", format!("127.0.0.1:{tls_port}"));
     for (k, v) in extra_env {
         c.env(k, v);
     }
@@ -112,6 +115,7 @@ pub fn serve(b: &Backing, args: &[&str], extra_env: &[(&str, &str)]) -> Served {
     Served {
         child,
         port,
+        tls_port,
         stdout,
         stderr,
     }
@@ -356,13 +360,19 @@ async fn serve_demo_prints_working_curl_lines() {
             .map(str::trim)
             .filter(|l| l.starts_with("curl "))
             .collect();
-        assert_eq!(lines.len(), 3, "{out}");
+        assert_eq!(lines.len(), 5, "{out}");
+        let cwd = tempfile::tempdir().unwrap();
         for line in lines {
             let o = Command::new("sh")
                 .arg("-c")
                 .arg(format!("{line} -s"))
+                .current_dir(cwd.path())
                 .output()
                 .unwrap();
+            if line.contains(" -o ") {
+                assert!(o.status.success(), "{line}");
+                continue;
+            }
             let body = String::from_utf8_lossy(&o.stdout);
             let v: serde_json::Value =
                 serde_json::from_str(&body).unwrap_or_else(|_| panic!("{line}: {body}"));

@@ -119,6 +119,15 @@ impl Drop for PgDb {
     }
 }
 
+/// reqwest is built with `rustls-no-provider`: the one provider (ring) is installed here,
+/// before any client is built.
+pub fn init_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Where a test server keeps its data.
 pub struct Backing {
     pub dir: tempfile::TempDir,
@@ -127,6 +136,7 @@ pub struct Backing {
 
 impl Backing {
     pub async fn new(backend: &'static str) -> Backing {
+        init_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let pg = if backend == "postgres" {
             Some(PgDb::create().await)
@@ -144,6 +154,7 @@ impl Backing {
                 None => Secret::default(),
             },
             listen: "127.0.0.1:0".into(),
+            tls_listen: "127.0.0.1:0".into(),
             max_body_bytes: 2 * 1024 * 1024,
             throttle: ThrottleConfig {
                 slow_after: 0,
@@ -171,6 +182,8 @@ impl Backing {
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub base: String,
+    /// `https://127.0.0.1:PORT` of the HTTPS listener.
+    pub tls_base: String,
     pub services: Services,
     /// Keeps the data dir and database alive as long as the server.
     #[allow(dead_code)]
@@ -193,9 +206,14 @@ impl TestServer {
             .await
             .expect("start server");
         let base = format!("http://{}", server.addr);
+        let tls_base = server
+            .tls_addr
+            .map(|a| format!("https://{a}"))
+            .unwrap_or_default();
         TestServer {
             server: Some(server),
             base,
+            tls_base,
             services,
             backing,
         }
@@ -320,6 +338,7 @@ pub enum Body<'a> {
 
 impl Client {
     pub fn new(base: &str, user: &str, password: &str, realm: &str) -> Client {
+        init_crypto();
         Client {
             http: reqwest::Client::new(),
             base: base.to_owned(),

@@ -65,7 +65,7 @@ fn document_describes_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 45);
+    assert_eq!(operations, 46);
 }
 
 #[tokio::test]

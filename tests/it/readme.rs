@@ -58,3 +58,101 @@ async fn readme_curl_examples_work() {
         }
     }
 }
+
+#[tokio::test]
+async fn readme_operator_quick_start_works() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = text
+        .find("<!-- operator-examples")
+        .expect("operator-examples marker");
+    let end = text
+        .find("<!-- end operator-examples -->")
+        .expect("end marker");
+    let block = &text[start..end];
+    let script: String = block
+        .lines()
+        .skip_while(|l| !l.starts_with("```sh"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.contains("curl"), "{script}");
+    for b in backends() {
+        let bk = Backing::new(b).await;
+        let srv = serve(&bk, &["--demo"], &[]);
+        let script = script
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
+            .replace(
+                "sipsettings ",
+                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
+            );
+        let mut cmd = Command::new("bash");
+        cmd.arg("-ec").arg(&script);
+        for (k, v) in bk.env() {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{b}: {}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("\"username\":\"bob\""), "{out}");
+        assert!(out.contains("\"FNOA\":\"<voice-mailbox>\""), "{out}");
+    }
+}
+
+fn readme_block(start_marker: &str, end_marker: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = text.find(start_marker).expect("start marker");
+    let end = start + text[start..].find(end_marker).expect("end marker");
+    text[start..end]
+        .lines()
+        .filter(|l| l.starts_with("curl ") || l.starts_with("openssl "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn readme_certificate_examples_work() {
+    let lines = readme_block("<!-- cert-examples", "<!-- end cert-examples -->");
+    assert!(lines.len() >= 5, "{lines:?}");
+    for b in backends() {
+        let bk = Backing::new(b).await;
+        let srv = serve(&bk, &["--demo"], &[]);
+        let out = srv.stdout.lock().unwrap().clone();
+        let pw = out
+            .lines()
+            .find(|l| l.contains("password:"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap()
+            .to_owned();
+        let s = format!("https://127.0.0.1:{}/settings.phtml", srv.tls_port);
+        let cwd = tempfile::tempdir().unwrap();
+        for line in &lines {
+            let cmd = if line.starts_with("curl ") {
+                format!("{line} -s -S --fail")
+            } else {
+                line.clone()
+            };
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg(&cmd)
+                .current_dir(cwd.path())
+                .env("PW", &pw)
+                .env("S", &s)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(
+                o.status.success(),
+                "{line}: {stdout} {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(!stdout.contains("\"success\":false"), "{line}: {stdout}");
+        }
+        let crt = std::fs::read_to_string(cwd.path().join("alice@example.com.crt")).unwrap();
+        assert!(crt.contains("BEGIN PRIVATE KEY"));
+    }
+}

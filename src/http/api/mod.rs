@@ -2,6 +2,7 @@
 //! pagination with a total, `ETag`/`If-Match` on updates. Thin: scope and rules live in services.
 
 mod accounts;
+mod feeds;
 pub mod model;
 mod openapi;
 mod tenancy;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .merge(tenancy::routes())
         .merge(accounts::routes())
         .merge(openapi::routes())
+        .merge(feeds::routes())
 }
 
 /// An RFC 9457 problem.

@@ -14,7 +14,7 @@ use super::model::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Problem, TooManyRequests,
     Unauthorized, Unavailable, Unprocessable,
 };
-use super::{ApiError, accounts, tenancy};
+use super::{ApiError, accounts, feeds, tenancy};
 use crate::http::AppState;
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -54,6 +54,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         tenancy::list_domains,
         tenancy::create_domain,
         tenancy::delete_domain,
+        feeds::ingest,
         accounts::list_accounts,
         accounts::create_account,
         accounts::get_account,
@@ -78,7 +79,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         accounts::put_reject,
     ),
     components(
-        schemas(Problem),
+        schemas(Problem, feeds::FeedKind),
         responses(
             BadRequest,
             Unauthorized,
@@ -99,6 +100,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "customers", description = "Customers: they own SIP accounts."),
         (name = "domains", description = "The SIP domains (digest realms) served."),
         (name = "accounts", description = "SIP accounts and their settings."),
+        (name = "feeds", description = "Batches from the SIP platform: registrations, call detail records, balance changes."),
     )
 )]
 pub struct ApiDoc;

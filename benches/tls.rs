@@ -1,0 +1,416 @@
+//! HTTPS benchmark for the `sipsettings` server (SQLite store).
+//!
+//! Prepares a data dir with the CLI (domain, account, `cert issue`), starts `sipsettings serve`
+//! with its HTTPS listener and measures, in the same run, with the same blocking rustls (ring)
+//! client threads:
+//!
+//! 1. `handshake/mtls`: a new connection per request — full TLS handshake (no session
+//!    resumption) with the client certificate, then one `get_identity`;
+//! 2. `handshake/plain`: the same without a client certificate (`get_identity` authenticated
+//!    with digest: one pre-fetched nonce per thread, increasing `nc`);
+//! 3. `keepalive/mtls`: one connection per thread, `get_identity` repeatedly (certificate);
+//! 4. `keepalive/digest`: the same over TLS without a certificate, with digest.
+//!
+//! Run with `cargo bench --bench tls -- [--seconds N] [--threads N]`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+const SERVER_BIN: &str = env!("CARGO_BIN_EXE_sipsettings");
+const PASSWORD: &str = "benchpass";
+const CERT_URI: &str = "/settings.phtml?action=get_identity";
+const DIGEST_URI: &str = "/settings.phtml?action=get_identity&realm=example.com";
+
+struct Args {
+    seconds: u64,
+    threads: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        seconds: 5,
+        threads: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        match k.as_str() {
+            "--seconds" => a.seconds = it.next().ok_or("--seconds N")?.parse()?,
+            "--threads" => a.threads = it.next().ok_or("--threads N")?.parse()?,
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn cli(dir: &Path, args: &[&str]) -> Result<()> {
+    let o = Command::new(SERVER_BIN)
+        .args(args)
+        .env("SIPSETTINGS_DATA_DIR", dir)
+        .env_remove("SIPSETTINGS_DATABASE_URL")
+        .env_remove("SIPSETTINGS_CONFIG")
+        .stdin(Stdio::null())
+        .output()?;
+    if !o.status.success() {
+        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&o.stderr)).into());
+    }
+    Ok(())
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    let tmp = std::env::temp_dir().join(format!("sipsettings-tls-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let certs = tmp.join("certs");
+    cli(&tmp, &["domain", "add", "example.com"])?;
+    cli(
+        &tmp,
+        &[
+            "account",
+            "add",
+            "alice@example.com",
+            "--password",
+            PASSWORD,
+        ],
+    )?;
+    cli(
+        &tmp,
+        &[
+            "cert",
+            "issue",
+            "alice@example.com",
+            "--out",
+            &certs.display().to_string(),
+            "--p12-password",
+            "x",
+        ],
+    )?;
+    let http = free_port()?;
+    let https = free_port()?;
+    let mut child = Server(
+        Command::new(SERVER_BIN)
+            .arg("serve")
+            .env("SIPSETTINGS_DATA_DIR", &tmp)
+            .env_remove("SIPSETTINGS_DATABASE_URL")
+            .env_remove("SIPSETTINGS_CONFIG")
+            .env("SIPSETTINGS_LISTEN", http.to_string())
+            .env("SIPSETTINGS_TLS_LISTEN", https.to_string())
+            // The bench is one client IP: never slow it down.
+            .env("SIPSETTINGS_THROTTLE__SLOW_AFTER", "1000000")
+            .env("SIPSETTINGS_THROTTLE__MAX_FAILURES", "1000000")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(https).is_err() {
+        if let Ok(Some(s)) = child.0.try_wait() {
+            return Err(format!("server exited: {s}").into());
+        }
+        if Instant::now() > deadline {
+            return Err("server did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let plain = Arc::new(client_config(&tmp, None)?);
+    let mtls = Arc::new(client_config(
+        &tmp,
+        Some(&certs.join("alice@example.com.crt")),
+    )?);
+    println!(
+        "sipsettings HTTPS benchmark: SQLite, {} client threads, {} s per scenario, rustls/ring \
+         client, TLS 1.3, no session resumption",
+        args.threads, args.seconds
+    );
+    println!(
+        "{:<20} {:>10} {:>9} {:>9} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    let mut rates = Vec::new();
+    for (name, cfg, cert, keepalive) in [
+        ("handshake/mtls", &mtls, true, false),
+        ("handshake/plain", &plain, false, false),
+        ("keepalive/mtls", &mtls, true, true),
+        ("keepalive/digest", &plain, false, true),
+    ] {
+        let r = scenario(https, cfg.clone(), cert, keepalive, &args)?;
+        println!(
+            "{name:<20} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            r.rate, r.p50, r.p99, r.errors
+        );
+        if r.ok == 0 {
+            return Err(format!("{name}: no successful request").into());
+        }
+        rates.push(r.rate);
+    }
+    if let [hm, hp, km, kd] = rates[..] {
+        println!(
+            "ratio handshake mTLS / plain TLS: {:.2} (target >= 0.8)",
+            hm / hp
+        );
+        println!("ratio keep-alive mTLS / digest:   {:.2}", km / kd);
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+fn client_config(data_dir: &Path, identity: Option<&PathBuf>) -> Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(data_dir.join("ca.crt"))?)?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut cfg = match identity {
+        Some(path) => {
+            let pem = std::fs::read(path)?;
+            let leaf = CertificateDer::pem_slice_iter(&pem)
+                .next()
+                .ok_or("no certificate in bundle")??;
+            let key = PrivateKeyDer::from_pem_slice(&pem)?;
+            builder.with_client_auth_cert(vec![leaf], key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    cfg.resumption = Resumption::disabled();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+fn connect(addr: SocketAddr, cfg: &Arc<ClientConfig>) -> Result<BufReader<Tls>> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    let conn = ClientConnection::new(cfg.clone(), ServerName::try_from("127.0.0.1")?.to_owned())?;
+    let mut s = StreamOwned::new(conn, tcp);
+    // Complete the handshake before the request (as a real client would).
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(BufReader::new(s))
+}
+
+/// Sends one GET and reads the response; returns (status, WWW-Authenticate MD5 challenge).
+fn request(
+    s: &mut BufReader<Tls>,
+    uri: &str,
+    auth: Option<&str>,
+    close: bool,
+) -> Result<(u16, Option<String>)> {
+    let mut req = format!("GET {uri} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    if close {
+        req.push_str("Connection: close\r\n");
+    }
+    req.push_str("\r\n");
+    s.get_mut().write_all(req.as_bytes())?;
+    s.get_mut().flush()?;
+    let mut line = String::new();
+    s.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no status line")?
+        .parse()?;
+    let mut len = 0usize;
+    let mut challenge = None;
+    loop {
+        line.clear();
+        s.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse()?;
+            } else if k.eq_ignore_ascii_case("www-authenticate") && v.contains("algorithm=MD5") {
+                challenge = Some(v.trim().to_owned());
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((status, challenge))
+}
+
+fn md5_hex(s: &str) -> String {
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+/// Digest state of one client thread: its own nonce, increasing nc.
+struct DigestState {
+    nonce: String,
+    opaque: Option<String>,
+    nc: u32,
+}
+
+impl DigestState {
+    fn fetch(addr: SocketAddr, cfg: &Arc<ClientConfig>) -> Result<DigestState> {
+        let mut s = connect(addr, cfg)?;
+        let (_, ch) = request(&mut s, DIGEST_URI, None, true)?;
+        let ch = ch.ok_or("no MD5 challenge")?;
+        let param = |name: &str| {
+            ch.split(&format!("{name}=\"")[..])
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .map(str::to_owned)
+        };
+        Ok(DigestState {
+            nonce: param("nonce").ok_or("no nonce")?,
+            opaque: param("opaque"),
+            nc: 0,
+        })
+    }
+
+    fn header(&mut self) -> String {
+        self.nc += 1;
+        let nc = format!("{:08x}", self.nc);
+        let ha1 = md5_hex(&format!("alice:example.com:{PASSWORD}"));
+        let ha2 = md5_hex(&format!("GET:{DIGEST_URI}"));
+        let cnonce = "0a4f113b";
+        let resp = md5_hex(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce));
+        let mut h = format!(
+            "Digest username=\"alice\", realm=\"example.com\", nonce=\"{}\", uri=\"{DIGEST_URI}\", \
+             algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{resp}\"",
+            self.nonce
+        );
+        if let Some(o) = &self.opaque {
+            h.push_str(&format!(", opaque=\"{o}\""));
+        }
+        h
+    }
+}
+
+struct Outcome {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    ok: usize,
+    errors: usize,
+}
+
+fn scenario(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+    cert: bool,
+    keepalive: bool,
+    args: &Args,
+) -> Result<Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for _ in 0..args.threads {
+        let cfg = cfg.clone();
+        let stop = stop.clone();
+        let measuring = measuring.clone();
+        handles.push(std::thread::spawn(move || -> Result<(Vec<u64>, usize)> {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            let mut digest = if cert {
+                None
+            } else {
+                Some(DigestState::fetch(addr, &cfg)?)
+            };
+            let mut conn: Option<BufReader<Tls>> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let result = (|| -> Result<u16> {
+                    let mut s = match conn.take() {
+                        Some(s) => s,
+                        None => connect(addr, &cfg)?,
+                    };
+                    let auth = digest.as_mut().map(DigestState::header);
+                    let uri = if cert { CERT_URI } else { DIGEST_URI };
+                    let (status, _) = request(&mut s, uri, auth.as_deref(), !keepalive)?;
+                    if keepalive {
+                        conn = Some(s);
+                    }
+                    Ok(status)
+                })();
+                let ok = matches!(result, Ok(200));
+                if measuring.load(Ordering::Relaxed) {
+                    if ok {
+                        lat.push(t.elapsed().as_micros() as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                if !ok {
+                    conn = None;
+                }
+            }
+            Ok((lat, errors))
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(args.seconds));
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (lat, e) = h.join().map_err(|_| "client thread panicked")??;
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 - 1.0) * p).round() as usize;
+        all.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    Ok(Outcome {
+        rate: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        ok: all.len(),
+        errors,
+    })
+}
