@@ -16,6 +16,8 @@
 //! Run with `cargo bench --bench ingest -- [--backend sqlite|postgres|all] [--records N]
 //! [--batch N] [--accounts N] [--via http|service]`.
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -29,15 +31,13 @@ use sipsettings::service::Services;
 use sipsettings::service::ingest::{FeedBatch, parse_batch};
 use sipsettings::service::tenancy::NewOperator;
 use sipsettings::store::Store;
-use sqlx::Connection;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::{Backend, BackendChoice, POSTGRES_URL_ENV, PostgresDatabase, Result};
 
-const POSTGRES_URL_ENV: &str = "SIPSETTINGS_TEST_POSTGRES_URL";
 const DOMAIN: &str = "bench.example";
 
 struct Args {
-    backends: Vec<&'static str>,
+    backends: Vec<Backend>,
     records: usize,
     batch: usize,
     accounts: usize,
@@ -49,9 +49,9 @@ impl Args {
         let pg = std::env::var(POSTGRES_URL_ENV).is_ok_and(|v| !v.is_empty());
         let mut a = Args {
             backends: if pg {
-                vec!["sqlite", "postgres"]
+                Backend::ALL.to_vec()
             } else {
-                vec!["sqlite"]
+                vec![Backend::Sqlite]
             },
             records: 100_000,
             batch: 1_000,
@@ -63,12 +63,11 @@ impl Args {
             let mut value = || it.next().ok_or(format!("{arg} needs a value"));
             match arg.as_str() {
                 "--backend" => {
-                    a.backends = match value()?.as_str() {
-                        "sqlite" => vec!["sqlite"],
-                        "postgres" => vec!["postgres"],
-                        "all" => vec!["sqlite", "postgres"],
-                        other => return Err(format!("unknown backend {other}").into()),
-                    }
+                    let choice = BackendChoice::parse(&value()?)?;
+                    a.backends = Backend::ALL
+                        .into_iter()
+                        .filter(|b| choice.includes(*b))
+                        .collect();
                 }
                 "--records" => a.records = value()?.parse()?,
                 "--batch" => a.batch = value()?.parse()?,
@@ -85,39 +84,11 @@ impl Args {
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
-        if a.backends.contains(&"postgres") && !pg {
+        if a.backends.contains(&Backend::Postgres) && !pg {
             return Err(format!("postgres needs {POSTGRES_URL_ENV}").into());
         }
         Ok(a)
     }
-}
-
-/// A fresh PostgreSQL database, dropped by `drop_db`.
-fn with_db(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..host_end], db);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
-async fn pg_admin(sql: String) -> Result<()> {
-    let admin = std::env::var(POSTGRES_URL_ENV)?;
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
 }
 
 struct Row {
@@ -198,28 +169,35 @@ impl Feeder {
     }
 }
 
-fn chunks<T: Clone>(v: Vec<T>, n: usize) -> Vec<Vec<T>> {
-    v.chunks(n.max(1)).map(<[T]>::to_vec).collect()
+/// `count` records made by `record` from their index, in batches of `size`.
+fn batches(count: usize, size: usize, record: impl Fn(usize) -> Value) -> Vec<Vec<Value>> {
+    let records: Vec<Value> = (0..count).map(record).collect();
+    records.chunks(size.max(1)).map(<[Value]>::to_vec).collect()
 }
 
-async fn run_backend(backend: &'static str, args: &Args, rows: &mut Vec<Row>) -> Result<()> {
+fn run_backend(
+    rt: &tokio::runtime::Runtime,
+    backend: Backend,
+    args: &Args,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db_name = format!("sipsettings_bench_ingest_{}", std::process::id());
     let mut cfg = Config {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    if backend == "postgres" {
-        let admin = std::env::var(POSTGRES_URL_ENV)?;
-        pg_admin(format!("DROP DATABASE IF EXISTS {db_name}")).await?;
-        pg_admin(format!("CREATE DATABASE {db_name}")).await?;
-        cfg.database_url = Secret::new(with_db(&admin, &db_name));
+    // Dropped on return, after `bench_store` has closed the store.
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let admin = std::env::var(POSTGRES_URL_ENV)?;
+            Some(PostgresDatabase::create(&admin, "ingest")?)
+        }
+    };
+    if let Some(db) = &database {
+        cfg.database_url = Secret::new(db.url.clone());
     }
-    let result = bench_store(backend, &cfg, args, rows).await;
-    if backend == "postgres" {
-        pg_admin(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).await?;
-    }
-    result
+    rt.block_on(bench_store(backend.name(), &cfg, args, rows))
 }
 
 async fn bench_store(
@@ -274,6 +252,9 @@ async fn bench_store(
         let srv = start(AppState::new(scfg, s.clone())).await?;
         let base = format!("http://{}", srv.addr);
         server = Some(srv);
+        // reqwest is built with `rustls-no-provider`: without a process-wide
+        // provider `Client::new` panics. (An error only means one is installed.)
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Feeder::Http {
             client: reqwest::Client::new(),
             base,
@@ -283,49 +264,43 @@ async fn bench_store(
         Feeder::Service(s.clone())
     };
 
-    let regs: Vec<Value> = (0..args.records)
-        .map(|i| {
-            json!({
-                "account": account(i),
-                "contact": format!("10.{}.{}.{}:5060", i / 65536 % 256, i / 256 % 256, i % 256),
-                "public_contact": format!("80.1.{}.{}:34567", i / 256 % 256, i % 256),
-                "expires": 3600,
-                "user_agent": "Blink 6.0 (Linux)",
-                "transport": "tls",
-                "instance_id": format!("urn:uuid:{i:08}"),
-            })
+    let regs = batches(args.records, args.batch, |i| {
+        json!({
+            "account": account(i),
+            "contact": format!("10.{}.{}.{}:5060", i / 65536 % 256, i / 256 % 256, i % 256),
+            "public_contact": format!("80.1.{}.{}:34567", i / 256 % 256, i % 256),
+            "expires": 3600,
+            "user_agent": "Blink 6.0 (Linux)",
+            "transport": "tls",
+            "instance_id": format!("urn:uuid:{i:08}"),
         })
-        .collect();
-    let regs = chunks(regs, args.batch);
+    });
     timed(rows, backend, "registrations", &regs, async |b| {
         feeder.send("registrations", b).await
     })
     .await?;
 
-    let cdrs: Vec<Value> = (0..args.records)
-        .map(|i| {
-            let placed = i % 2 == 0;
-            let start = now - 86_400 + (i as i64 % 80_000);
-            let mut v = json!({
-                "account": account(i),
-                "direction": if placed { "placed" } else { "received" },
-                "remoteParty": format!("sip:{i}@example.org"),
-                "startTime": start,
-                "stopTime": start + 60,
-                "status": "200",
-                "sessionId": format!("bench-{i}@host"),
-                "fromTag": format!("ft{i}"),
-                "toTag": "tt",
-                "proxyIP": "10.0.0.1",
-                "media": ["audio"],
-            });
-            if placed && let Some(o) = v.as_object_mut() {
-                o.insert("price".into(), json!("0.0100"));
-            }
-            v
-        })
-        .collect();
-    let cdrs = chunks(cdrs, args.batch);
+    let cdrs = batches(args.records, args.batch, |i| {
+        let placed = i % 2 == 0;
+        let start = now - 86_400 + (i as i64 % 80_000);
+        let mut v = json!({
+            "account": account(i),
+            "direction": if placed { "placed" } else { "received" },
+            "remoteParty": format!("sip:{i}@example.org"),
+            "startTime": start,
+            "stopTime": start + 60,
+            "status": "200",
+            "sessionId": format!("bench-{i}@host"),
+            "fromTag": format!("ft{i}"),
+            "toTag": "tt",
+            "proxyIP": "10.0.0.1",
+            "media": ["audio"],
+        });
+        if placed && let Some(o) = v.as_object_mut() {
+            o.insert("price".into(), json!("0.0100"));
+        }
+        v
+    });
     let dups = timed(rows, backend, "cdrs", &cdrs, async |b| {
         feeder.send("cdrs", b).await
     })
@@ -341,16 +316,13 @@ async fn bench_store(
         return Err(format!("{dups} duplicates of {} on re-ingest", args.records).into());
     }
 
-    let moves: Vec<Value> = (0..args.records / 5)
-        .map(|i| {
-            json!({
-                "account": account(i),
-                "value": if i % 2 == 0 { "5.0000" } else { "-0.0100" },
-                "description": format!("bench move {i}"),
-            })
+    let moves = batches(args.records / 5, args.batch, |i| {
+        json!({
+            "account": account(i),
+            "value": if i % 2 == 0 { "5.0000" } else { "-0.0100" },
+            "description": format!("bench move {i}"),
         })
-        .collect();
-    let moves = chunks(moves, args.batch);
+    });
     timed(rows, backend, "balance", &moves, async |b| {
         feeder.send("balance", b).await
     })
@@ -375,30 +347,17 @@ async fn bench_store(
 }
 
 fn main() -> ExitCode {
-    let args = match Args::parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!(
-                "usage: ingest [--backend sqlite|postgres|all] [--records N] [--batch N] [--accounts N]"
-            );
-            return ExitCode::FAILURE;
-        }
+    let usage = "ingest [--backend sqlite|postgres|all] [--records N] [--batch N] [--accounts N]";
+    let Some(args) = common::parse_or_usage(Args::parse(), usage) else {
+        return ExitCode::FAILURE;
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = common::runtime() else {
+        return ExitCode::FAILURE;
     };
     let mut rows = Vec::new();
-    for backend in &args.backends {
-        if let Err(e) = rt.block_on(run_backend(backend, &args, &mut rows)) {
-            eprintln!("error: {backend}: {e}");
+    for &backend in &args.backends {
+        if let Err(e) = run_backend(&rt, backend, &args, &mut rows) {
+            eprintln!("error: {}: {e}", backend.name());
             return ExitCode::FAILURE;
         }
     }

@@ -13,24 +13,26 @@
 //!
 //! Run with `cargo bench --bench tls -- [--seconds N] [--threads N]`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use md5::{Digest, Md5};
+use hyper::Method;
 use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+use common::{DOMAIN, DigestSession, PASSWORD, Result, ServerEnv, TempDir, free_port};
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_sipsettings");
-const PASSWORD: &str = "benchpass";
+const USERNAME: &str = "alice";
+const ACCOUNT: &str = "alice@example.com";
 const CERT_URI: &str = "/settings.phtml?action=get_identity";
 const DIGEST_URI: &str = "/settings.phtml?action=get_identity&realm=example.com";
 
@@ -66,82 +68,40 @@ fn main() -> ExitCode {
     }
 }
 
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn cli(dir: &Path, args: &[&str]) -> Result<()> {
-    let o = Command::new(SERVER_BIN)
-        .args(args)
-        .env("SIPSETTINGS_DATA_DIR", dir)
-        .env_remove("SIPSETTINGS_DATABASE_URL")
-        .env_remove("SIPSETTINGS_CONFIG")
-        .stdin(Stdio::null())
-        .output()?;
-    if !o.status.success() {
-        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&o.stderr)).into());
-    }
-    Ok(())
-}
-
 fn run() -> Result<()> {
     let args = parse_args()?;
-    let tmp = std::env::temp_dir().join(format!("sipsettings-tls-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    let certs = tmp.join("certs");
-    cli(&tmp, &["domain", "add", "example.com"])?;
-    cli(
-        &tmp,
-        &[
-            "account",
-            "add",
-            "alice@example.com",
-            "--password",
-            PASSWORD,
-        ],
-    )?;
-    cli(
-        &tmp,
-        &[
-            "cert",
-            "issue",
-            "alice@example.com",
-            "--out",
-            &certs.display().to_string(),
-            "--p12-password",
-            "x",
-        ],
-    )?;
-    let http = free_port()?;
+    let data_dir = TempDir::create("tls")?;
+    let certs = data_dir.0.join("certs");
     let https = free_port()?;
-    let mut child = Server(
-        Command::new(SERVER_BIN)
-            .arg("serve")
-            .env("SIPSETTINGS_DATA_DIR", &tmp)
-            .env_remove("SIPSETTINGS_DATABASE_URL")
-            .env_remove("SIPSETTINGS_CONFIG")
-            .env("SIPSETTINGS_LISTEN", http.to_string())
-            .env("SIPSETTINGS_TLS_LISTEN", https.to_string())
+    let env = ServerEnv {
+        data_dir: data_dir.0.clone(),
+        database_url: None,
+        listen: free_port()?,
+        extra_env: vec![
+            ("SIPSETTINGS_CONFIG", None),
+            ("SIPSETTINGS_TLS_LISTEN", Some(https.to_string())),
             // The bench is one client IP: never slow it down.
-            .env("SIPSETTINGS_THROTTLE__SLOW_AFTER", "1000000")
-            .env("SIPSETTINGS_THROTTLE__MAX_FAILURES", "1000000")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
+            ("SIPSETTINGS_THROTTLE__SLOW_AFTER", Some("1000000".into())),
+            ("SIPSETTINGS_THROTTLE__MAX_FAILURES", Some("1000000".into())),
+        ],
+    };
+    env.run(&["domain", "add", DOMAIN])?;
+    env.run(&["account", "add", ACCOUNT, "--password", PASSWORD])?;
+    let out = certs.display().to_string();
+    env.run(&[
+        "cert",
+        "issue",
+        ACCOUNT,
+        "--out",
+        &out,
+        "--p12-password",
+        "x",
+    ])?;
+    // Declared after the data dir so that it is stopped before the dir is removed.
+    let mut server = env.spawn_server()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(https).is_err() {
-        if let Ok(Some(s)) = child.0.try_wait() {
+        if let Ok(Some(s)) = server.0.try_wait() {
             return Err(format!("server exited: {s}").into());
         }
         if Instant::now() > deadline {
@@ -149,10 +109,10 @@ fn run() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let plain = Arc::new(client_config(&tmp, None)?);
+    let plain = Arc::new(client_config(&data_dir.0, None)?);
     let mtls = Arc::new(client_config(
-        &tmp,
-        Some(&certs.join("alice@example.com.crt")),
+        &data_dir.0,
+        Some(&certs.join(format!("{ACCOUNT}.crt"))),
     )?);
     println!(
         "sipsettings HTTPS benchmark: SQLite, {} client threads, {} s per scenario, rustls/ring \
@@ -187,8 +147,6 @@ fn run() -> Result<()> {
         );
         println!("ratio keep-alive mTLS / digest:   {:.2}", km / kd);
     }
-    drop(child);
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 
@@ -229,13 +187,13 @@ fn connect(addr: SocketAddr, cfg: &Arc<ClientConfig>) -> Result<BufReader<Tls>> 
     Ok(BufReader::new(s))
 }
 
-/// Sends one GET and reads the response; returns (status, WWW-Authenticate MD5 challenge).
+/// Sends one GET and reads the response; returns (status, WWW-Authenticate challenges).
 fn request(
     s: &mut BufReader<Tls>,
     uri: &str,
     auth: Option<&str>,
     close: bool,
-) -> Result<(u16, Option<String>)> {
+) -> Result<(u16, Vec<String>)> {
     let mut req = format!("GET {uri} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     if let Some(a) = auth {
         req.push_str(&format!("Authorization: {a}\r\n"));
@@ -254,7 +212,7 @@ fn request(
         .ok_or("no status line")?
         .parse()?;
     let mut len = 0usize;
-    let mut challenge = None;
+    let mut challenges = Vec::new();
     loop {
         line.clear();
         s.read_line(&mut line)?;
@@ -265,62 +223,24 @@ fn request(
         if let Some((k, v)) = l.split_once(':') {
             if k.eq_ignore_ascii_case("content-length") {
                 len = v.trim().parse()?;
-            } else if k.eq_ignore_ascii_case("www-authenticate") && v.contains("algorithm=MD5") {
-                challenge = Some(v.trim().to_owned());
+            } else if k.eq_ignore_ascii_case("www-authenticate") {
+                challenges.push(v.trim().to_owned());
             }
         }
     }
     let mut body = vec![0u8; len];
     s.read_exact(&mut body)?;
-    Ok((status, challenge))
+    Ok((status, challenges))
 }
 
-fn md5_hex(s: &str) -> String {
-    hex::encode(Md5::digest(s.as_bytes()))
-}
-
-/// Digest state of one client thread: its own nonce, increasing nc.
-struct DigestState {
-    nonce: String,
-    opaque: Option<String>,
-    nc: u32,
-}
-
-impl DigestState {
-    fn fetch(addr: SocketAddr, cfg: &Arc<ClientConfig>) -> Result<DigestState> {
-        let mut s = connect(addr, cfg)?;
-        let (_, ch) = request(&mut s, DIGEST_URI, None, true)?;
-        let ch = ch.ok_or("no MD5 challenge")?;
-        let param = |name: &str| {
-            ch.split(&format!("{name}=\"")[..])
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .map(str::to_owned)
-        };
-        Ok(DigestState {
-            nonce: param("nonce").ok_or("no nonce")?,
-            opaque: param("opaque"),
-            nc: 0,
-        })
-    }
-
-    fn header(&mut self) -> String {
-        self.nc += 1;
-        let nc = format!("{:08x}", self.nc);
-        let ha1 = md5_hex(&format!("alice:example.com:{PASSWORD}"));
-        let ha2 = md5_hex(&format!("GET:{DIGEST_URI}"));
-        let cnonce = "0a4f113b";
-        let resp = md5_hex(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce));
-        let mut h = format!(
-            "Digest username=\"alice\", realm=\"example.com\", nonce=\"{}\", uri=\"{DIGEST_URI}\", \
-             algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{resp}\"",
-            self.nonce
-        );
-        if let Some(o) = &self.opaque {
-            h.push_str(&format!(", opaque=\"{o}\""));
-        }
-        h
-    }
+/// Digest state of one client thread: its own nonce (fetched on a connection of its own),
+/// increasing nc.
+fn fetch_digest(addr: SocketAddr, cfg: &Arc<ClientConfig>) -> Result<DigestSession> {
+    let mut s = connect(addr, cfg)?;
+    let (_, challenges) = request(&mut s, DIGEST_URI, None, true)?;
+    let challenges = challenges.iter().map(String::as_str);
+    DigestSession::from_challenges(challenges, USERNAME, PASSWORD, &Method::GET, DIGEST_URI)
+        .ok_or_else(|| "no MD5 challenge".into())
 }
 
 struct Outcome {
@@ -351,7 +271,7 @@ fn scenario(
             let mut digest = if cert {
                 None
             } else {
-                Some(DigestState::fetch(addr, &cfg)?)
+                Some(fetch_digest(addr, &cfg)?)
             };
             let mut conn: Option<BufReader<Tls>> = None;
             while !stop.load(Ordering::Relaxed) {
@@ -361,7 +281,7 @@ fn scenario(
                         Some(s) => s,
                         None => connect(addr, &cfg)?,
                     };
-                    let auth = digest.as_mut().map(DigestState::header);
+                    let auth = digest.as_mut().map(DigestSession::next_authorization);
                     let uri = if cert { CERT_URI } else { DIGEST_URI };
                     let (status, _) = request(&mut s, uri, auth.as_deref(), !keepalive)?;
                     if keepalive {
