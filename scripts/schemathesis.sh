@@ -14,11 +14,12 @@ root=$PWD
 
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-20}
 version=${SCHEMATHESIS_VERSION:-4.32.5}
-venv=$root/target/schemathesis-venv
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+venv=$target_dir/schemathesis-venv
 st=$venv/bin/schemathesis
 
 cargo build --quiet
-bin=$root/target/debug/sipsettings
+bin=$target_dir/debug/sipsettings
 
 if ! "$st" --version 2>/dev/null | grep -q "$version"; then
   python3 -m venv "$venv"
