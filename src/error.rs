@@ -54,7 +54,7 @@ impl From<sqlx::Error> for ServiceError {
     }
 }
 
-/// SQLite busy/locked, PostgreSQL shutdown / connection classes: transient.
+/// SQLite busy/locked, PostgreSQL shutdown / connection / deadlock classes: transient.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     match code {
         Some(c) => {
@@ -65,6 +65,10 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
                 || c.starts_with("08")
                 || c.starts_with("57P")
                 || c == "53300"
+                // Deadlock / serialization failure: the transaction was rolled back whole,
+                // so the client may simply retry.
+                || c == "40P01"
+                || c == "40001"
         }
         None => false,
     }
@@ -86,5 +90,21 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl From<anyhow::Error> for ServiceError {
     fn from(e: anyhow::Error) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn transient_codes() {
+        for c in ["5", "08006", "57P01", "53300", "40P01", "40001"] {
+            assert!(is_unavailable_code(Some(c)), "{c}");
+        }
+        for c in ["23505", "22021", "42601"] {
+            assert!(!is_unavailable_code(Some(c)), "{c}");
+        }
+        assert!(!is_unavailable_code(None));
     }
 }
