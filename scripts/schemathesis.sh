@@ -48,8 +48,9 @@ export SIPSETTINGS_THROTTLE__SLOW_AFTER=1000000
 export SIPSETTINGS_THROTTLE__MAX_FAILURES=1000000
 export RUST_LOG=${RUST_LOG:-warn}
 
-password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
-"$bin" operator add admin --role ADMIN --password "$password" >/dev/null
+# A prefix, so the value never starts with '-' (clap would read it as an option).
+password="st-$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
+"$bin" operator add admin --role ADMIN --password="$password" >/dev/null
 "$bin" domain add example.com >/dev/null
 "$bin" reseller add R1 >/dev/null
 "$bin" account add alice@example.com --password 'alice-secret' --first Alice >/dev/null
