@@ -61,6 +61,18 @@ pub struct Served {
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+impl Served {
+    /// The password `serve --demo` printed for alice.
+    pub fn demo_password(&self) -> String {
+        let out = self.stdout.lock().unwrap();
+        out.lines()
+            .find(|l| l.contains("password:"))
+            .and_then(|l| l.split_whitespace().last())
+            .expect("serve --demo printed no password")
+            .to_owned()
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -382,12 +394,11 @@ async fn serve_demo_prints_working_curl_lines() {
                 "{line}: {body}"
             );
         }
-        let pw_line = out.lines().find(|l| l.contains("password:")).unwrap();
-        let pw = pw_line.split_whitespace().last().unwrap();
+        let pw = srv.demo_password();
         let c = Client::new(
             &format!("http://127.0.0.1:{}", srv.port),
             "alice",
-            pw,
+            &pw,
             "example.com",
         );
         assert_eq!(

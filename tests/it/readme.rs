@@ -5,33 +5,14 @@ use std::process::Command;
 use crate::cli::serve;
 use crate::harness::{Backing, backends};
 
-fn readme_curl_lines() -> Vec<String> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = text
-        .find("<!-- curl-examples")
-        .expect("curl-examples marker");
-    let end = text.find("<!-- end curl-examples -->").expect("end marker");
-    text[start..end]
-        .lines()
-        .filter(|l| l.starts_with("curl "))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[tokio::test]
 async fn readme_curl_examples_work() {
-    let lines = readme_curl_lines();
+    let lines = readme_block("<!-- curl-examples", "<!-- end curl-examples -->");
     assert!(lines.len() >= 20, "{lines:?}");
     for b in backends() {
         let bk = Backing::new(b).await;
         let srv = serve(&bk, &["--demo"], &[]);
-        let out = srv.stdout.lock().unwrap().clone();
-        let pw = out
-            .lines()
-            .find(|l| l.contains("password:"))
-            .and_then(|l| l.split_whitespace().last())
-            .unwrap()
-            .to_owned();
+        let pw = srv.demo_password();
         let s = format!("http://127.0.0.1:{}/settings.phtml", srv.port);
         for line in &lines {
             let o = Command::new("sh")
@@ -121,13 +102,7 @@ async fn readme_certificate_examples_work() {
     for b in backends() {
         let bk = Backing::new(b).await;
         let srv = serve(&bk, &["--demo"], &[]);
-        let out = srv.stdout.lock().unwrap().clone();
-        let pw = out
-            .lines()
-            .find(|l| l.contains("password:"))
-            .and_then(|l| l.split_whitespace().last())
-            .unwrap()
-            .to_owned();
+        let pw = srv.demo_password();
         let s = format!("https://127.0.0.1:{}/settings.phtml", srv.tls_port);
         let cwd = tempfile::tempdir().unwrap();
         for line in &lines {
