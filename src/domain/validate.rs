@@ -192,6 +192,94 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// One IPv4 or IPv6 address.
+pub fn ip(s: &str) -> Result<std::net::IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("invalid IP address {:?}", truncate(s, 60)))
+}
+
+/// The most entries an allowed-IP list may hold.
+pub const MAX_ALLOWED_IPS: usize = 100;
+
+/// A list of IPs or CIDRs separated by commas or white space, normalised to
+/// `address/prefix` (a bare address gets `/32` or `/128`), joined by commas.
+pub fn cidr_list(s: &str) -> Result<String, String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in s.split(|c: char| c == ',' || c.is_whitespace()) {
+        if item.is_empty() {
+            continue;
+        }
+        let (addr, prefix) = match item.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item, None),
+        };
+        let bad = || format!("invalid IP address or CIDR {:?}", truncate(item, 60));
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| bad())?
+            }
+            Some(_) => return Err(bad()),
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        let v = format!("{addr}/{prefix}");
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.len() > MAX_ALLOWED_IPS {
+        return Err(format!("at most {MAX_ALLOWED_IPS} addresses are allowed"));
+    }
+    Ok(out.join(","))
+}
+
+/// A comma list of ISO 3166 alpha-2 country codes, normalised to upper case.
+pub fn countries(s: &str) -> Result<String, String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(format!(
+                "invalid country code {:?}: use ISO 3166 two-letter codes",
+                truncate(c, 20)
+            ));
+        }
+        let c = c.to_ascii_uppercase();
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    if out.len() > 250 {
+        return Err("too many country codes".into());
+    }
+    Ok(out.join(","))
+}
+
+/// A failover target: an E.164 number, an IP address, or `E.164@IP`.
+pub fn failover(s: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "invalid failover {:?}: use an E.164 number, an IP address or number@IP",
+            truncate(s, 60)
+        )
+    };
+    match s.split_once('@') {
+        Some((n, a)) => {
+            e164(n).map_err(|_| bad())?;
+            ip(a).map_err(|_| bad())?;
+        }
+        None if s.starts_with('+') => e164(s).map_err(|_| bad())?,
+        None => {
+            ip(s).map_err(|_| bad())?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use crate::crypto::Ha1Set;
 use crate::domain::validate;
 use crate::domain::{Account, Domain, NewAccount};
 use crate::error::{ServiceError, ServiceResult, is_unique_violation};
-use crate::store::AccountUpdate;
+use crate::store::{AccountUpdate, NewAccountSecrets};
 use crate::util::now;
 
 /// The identity object's content.
@@ -127,6 +127,13 @@ impl Services {
         Ok(())
     }
 
+    /// The SIP password sealed for the operator surfaces that show it (never stored in clear).
+    fn seal_password(&self, password: &str) -> ServiceResult<String> {
+        self.keys
+            .seal(password)
+            .map_err(|e| ServiceError::Internal(format!("cannot seal the password: {e}")))
+    }
+
     fn check_password(password: &str) -> ServiceResult<()> {
         if password.is_empty() {
             return Err(ServiceError::invalid("the password must not be empty"));
@@ -149,6 +156,8 @@ impl Services {
             ))
         })?;
         let ha1 = Ha1Set::new(&a.username, &a.domain, password);
+        let sealed = self.seal_password(password)?;
+        let public_id = crate::crypto::new_uuid();
         let mut tx = self.store.begin_write().await?;
         let customer = a.customer_id.unwrap_or(super::tenancy::DEFAULT_CUSTOMER);
         match self
@@ -180,7 +189,17 @@ impl Services {
         }
         let id = match self
             .store
-            .insert_account(&mut tx, domain.id, &a, &ha1, now())
+            .insert_account(
+                &mut tx,
+                domain.id,
+                &a,
+                &ha1,
+                &NewAccountSecrets {
+                    public_id: &public_id,
+                    password_sealed: Some(&sealed),
+                },
+                now(),
+            )
             .await
         {
             Ok(id) => id,
@@ -220,8 +239,11 @@ impl Services {
     pub async fn set_password(&self, account: &Account, password: &str) -> ServiceResult<()> {
         Self::check_password(password)?;
         let ha1 = Ha1Set::new(&account.username, &account.domain, password);
+        let sealed = self.seal_password(password)?;
         let mut tx = self.store.begin_write().await?;
-        self.store.set_ha1(&mut tx, account.id, &ha1, now()).await?;
+        self.store
+            .set_ha1(&mut tx, account.id, &ha1, Some(&sealed), now())
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Services: every business rule, once. Wire adapters call these; these call the store.
 
 mod accounts;
+pub mod attrs;
 mod certs;
 mod feeds;
 mod history;
@@ -19,6 +20,7 @@ use crate::domain::Account;
 use crate::store::Store;
 use crate::tls::Ca;
 
+pub use attrs::{MAX_PAGE, MonthUsage, normalize_attr, search_filter};
 pub use accounts::{Identity, effective_no_answer_timeout, split_address};
 pub use certs::{CertAuthError, P12_PASSWORD_ERROR};
 pub use feeds::{CallOutcome, NewVoicemail, TRANSPORTS};

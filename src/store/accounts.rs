@@ -6,16 +6,31 @@ use super::{Store, WriteTx};
 use crate::crypto::Ha1Set;
 use crate::domain::{Account, Domain, NewAccount};
 
-macro_rules! account_select {
+macro_rules! account_columns {
     () => {
         "SELECT a.id, a.domain_id, a.username, d.name AS domain, a.ha1_md5, a.ha1_sha256, \
          a.ha1_md5_full, a.ha1_sha256_full, \
          a.first_name, a.last_name, a.email, a.timezone, a.mobile_number, a.pstn_caller_id, \
          a.no_answer_timeout, a.quick_dial, a.blocked, a.privacy, a.balance, a.fwd_func, \
          a.fwd_fnol, a.fwd_fbus, a.fwd_fnoa, a.fwd_funv, a.temp_groups, a.temp_expires_at, \
-         a.created_at, a.customer_id, a.updated_at \
-         FROM accounts a JOIN domains d ON d.id = a.domain_id "
+         a.created_at, a.customer_id, a.updated_at"
     };
+}
+
+macro_rules! account_select {
+    () => {
+        concat!(
+            account_columns!(),
+            " FROM accounts a JOIN domains d ON d.id = a.domain_id "
+        )
+    };
+}
+
+/// What an account is created with besides its fields: the public id of the operator
+/// surfaces and the sealed SIP password.
+pub struct NewAccountSecrets<'a> {
+    pub public_id: &'a str,
+    pub password_sealed: Option<&'a str>,
 }
 
 /// Identity fields an operator may change; `None` keeps the value, `Some(None)` clears it.
@@ -207,13 +222,15 @@ impl Store {
         domain_id: i64,
         a: &NewAccount,
         ha1: &Ha1Set,
+        secrets: &NewAccountSecrets<'_>,
         now: i64,
     ) -> sqlx::Result<i64> {
         sqlx::query_scalar(
             "INSERT INTO accounts (domain_id, username, ha1_md5, ha1_sha256, ha1_md5_full, \
              ha1_sha256_full, first_name, last_name, email, timezone, mobile_number, \
-             pstn_caller_id, created_at, updated_at, customer_id) \
-             VALUES ($1, $2, $3, $4, $12, $13, $5, $6, $7, $8, $9, $10, $11, $11, $14) RETURNING id",
+             pstn_caller_id, created_at, updated_at, customer_id, public_id, password_sealed) \
+             VALUES ($1, $2, $3, $4, $12, $13, $5, $6, $7, $8, $9, $10, $11, $11, $14, $15, $16) \
+             RETURNING id",
         )
         .bind(domain_id)
         .bind(&a.username)
@@ -229,6 +246,8 @@ impl Store {
         .bind(&ha1.md5_full)
         .bind(&ha1.sha256_full)
         .bind(a.customer_id.unwrap_or(1))
+        .bind(secrets.public_id)
+        .bind(secrets.password_sealed)
         .fetch_one(tx.conn())
         .await
     }
@@ -286,12 +305,13 @@ impl Store {
         tx: &mut WriteTx,
         id: i64,
         ha1: &Ha1Set,
+        password_sealed: Option<&str>,
         now: i64,
     ) -> sqlx::Result<u64> {
         tx.touch(id);
         Ok(sqlx::query(
             "UPDATE accounts SET ha1_md5 = $2, ha1_sha256 = $3, ha1_md5_full = $4, \
-             ha1_sha256_full = $5, updated_at = $6 WHERE id = $1",
+             ha1_sha256_full = $5, updated_at = $6, password_sealed = $7 WHERE id = $1",
         )
         .bind(id)
         .bind(&ha1.md5)
@@ -299,6 +319,7 @@ impl Store {
         .bind(&ha1.md5_full)
         .bind(&ha1.sha256_full)
         .bind(now)
+        .bind(password_sealed)
         .execute(tx.conn())
         .await?
         .rows_affected())

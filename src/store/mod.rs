@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod accounts;
+mod attrs;
 pub mod cache;
 mod certs;
 mod history;
@@ -24,7 +25,7 @@ use crate::config::{Config, redact_url};
 use crate::domain::Account;
 use cache::AccountCache;
 
-pub use accounts::AccountUpdate;
+pub use accounts::{AccountUpdate, NewAccountSecrets};
 pub use certs::{ClientCertListing, ClientCertRow, NewClientCert};
 pub use history::BalanceChange;
 pub use journal::{JournalQuery, JournalRow, NewJournalEntry};

@@ -1,0 +1,436 @@
+//! Operator attributes of accounts and the typed account search of the operator surfaces.
+//!
+//! The search assembles its SQL from fixed fragments chosen by the variants of
+//! [`AccountFilter`] / [`AccountSort`]; every value from a request is a bound parameter.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
+
+use super::{Backend, CustomerFilter, Store, WriteTx};
+use crate::domain::{
+    Account, AccountAttrs, AccountFilter, AccountQuery, AccountSort, Attr, AttrValue, Registration,
+};
+
+macro_rules! attrs_columns {
+    () => {
+        "a.public_id, a.password_sealed, a.caller_id_name, a.internal_caller_id, \
+         a.external_caller_id, a.allow_external_calls, a.use_allowed_ips, a.allowed_ips, \
+         a.incoming_internal, a.incoming_external, a.outgoing_internal, a.outgoing_external, \
+         a.on_demand, a.name, a.rate_plan, a.rate_plan_name, a.new_rate_plan, a.connection, \
+         a.ip_address, a.port, a.countries, a.failover, a.always_failover, a.usage_block, a.pbx, \
+         a.high_rate, a.international, a.address, a.parent_sip_account, a.notes, a.custom, \
+         a.sip_server, a.clip_sa, a.strip_dk_country_code, a.prefix_mobile_originated, \
+         a.invoiced_until, a.default_number, a.always_default_number, a.always_secret_number, \
+         a.billing_customer"
+    };
+}
+
+/// An account row with its operator attributes.
+#[derive(sqlx::FromRow)]
+struct FullRow {
+    #[sqlx(flatten)]
+    account: Account,
+    #[sqlx(flatten)]
+    attrs: AccountAttrs,
+}
+
+/// One bound value of an assembled statement.
+#[derive(Clone, Debug)]
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// SQL text under assembly with its bound values, numbered in order.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+    /// Appends a marker for `b` and returns it.
+    fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+    fn bind_ints(&mut self, v: &[i64]) -> String {
+        let m: Vec<String> = v.iter().map(|i| self.bind(Bind::Int(*i))).collect();
+        m.join(", ")
+    }
+    fn bind_texts(&mut self, v: &[String]) -> String {
+        let m: Vec<String> = v.iter().map(|t| self.bind(Bind::Text(t.clone()))).collect();
+        m.join(", ")
+    }
+}
+
+fn apply<'q, O>(
+    mut q: QueryAs<'q, sqlx::Any, O, AnyArguments>,
+    binds: &[Bind],
+) -> QueryAs<'q, sqlx::Any, O, AnyArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(t) => q.bind(t.clone()),
+        };
+    }
+    q
+}
+
+/// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Store {
+    pub async fn account_attrs(&self, id: i64) -> sqlx::Result<Option<AccountAttrs>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            attrs_columns!(),
+            " FROM accounts a WHERE a.id = $1"
+        ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn account_attrs_tx(
+        &self,
+        tx: &mut WriteTx,
+        id: i64,
+    ) -> sqlx::Result<Option<AccountAttrs>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            attrs_columns!(),
+            " FROM accounts a WHERE a.id = $1"
+        ))
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await
+    }
+
+    /// The account id of a public id.
+    pub async fn account_id_by_public_id(&self, public_id: &str) -> sqlx::Result<Option<i64>> {
+        sqlx::query_scalar("SELECT id FROM accounts WHERE public_id = $1")
+            .bind(public_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Sets validated attribute values in one statement.
+    pub async fn update_attrs(
+        &self,
+        tx: &mut WriteTx,
+        id: i64,
+        changes: &[(Attr, AttrValue)],
+        now: i64,
+    ) -> sqlx::Result<u64> {
+        tx.touch(id);
+        let mut sql = Sql::default();
+        let id_marker = sql.bind(Bind::Int(id));
+        let now_marker = sql.bind(Bind::Int(now));
+        sql.push(&format!("UPDATE accounts SET updated_at = {now_marker}"));
+        let mut nulls = Vec::new();
+        for (attr, value) in changes {
+            let marker = match value {
+                AttrValue::Flag(b) => sql.bind(Bind::Int(i64::from(*b))),
+                AttrValue::Int(Some(i)) => sql.bind(Bind::Int(*i)),
+                AttrValue::Text(Some(t)) => sql.bind(Bind::Text(t.clone())),
+                AttrValue::Int(None) | AttrValue::Text(None) => {
+                    nulls.push(attr.column());
+                    continue;
+                }
+            };
+            sql.push(&format!(", {} = {marker}", attr.column()));
+        }
+        for col in nulls {
+            sql.push(&format!(", {col} = NULL"));
+        }
+        sql.push(&format!(" WHERE id = {id_marker}"));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+        for b in &sql.binds {
+            q = match b {
+                Bind::Int(i) => q.bind(*i),
+                Bind::Text(t) => q.bind(t.clone()),
+            };
+        }
+        Ok(q.execute(tx.conn()).await?.rows_affected())
+    }
+
+    /// A page of accounts in `scope` matching `q`, with their attributes, and the total.
+    pub async fn search_accounts(
+        &self,
+        scope: &CustomerFilter,
+        q: &AccountQuery,
+        now: i64,
+    ) -> sqlx::Result<(i64, Vec<(Account, AccountAttrs)>)> {
+        let mut w = Sql::default();
+        w.push("WHERE 1 = 1");
+        match scope {
+            CustomerFilter::All => {}
+            CustomerFilter::Customer(c) => {
+                let m = w.bind(Bind::Int(*c));
+                w.push(&format!(" AND a.customer_id = {m}"));
+            }
+            CustomerFilter::Resellers(ids) => {
+                let m = w.bind_ints(if ids.is_empty() { &[-1] } else { ids });
+                w.push(&format!(
+                    " AND a.customer_id IN (SELECT id FROM customers WHERE reseller_id IN ({m}))"
+                ));
+            }
+        }
+        let live_exists =
+            |m: &str| format!("EXISTS (SELECT 1 FROM registrations r WHERE r.account_id = a.id AND r.expires_at > {m})");
+        for f in &q.filters {
+            match f {
+                AccountFilter::Customers(ids) => {
+                    let m = w.bind_ints(if ids.is_empty() { &[-1] } else { ids });
+                    w.push(&format!(" AND a.customer_id IN ({m})"));
+                }
+                AccountFilter::Resellers(ids) => {
+                    let m = w.bind_ints(if ids.is_empty() { &[-1] } else { ids });
+                    w.push(&format!(
+                        " AND a.customer_id IN (SELECT id FROM customers WHERE reseller_id IN ({m}))"
+                    ));
+                }
+                AccountFilter::PublicIds(v) => text_any_of(&mut w, "a.public_id", v),
+                AccountFilter::Usernames(v) => text_any_of(&mut w, "a.username", v),
+                AccountFilter::CallerIdNames(v) => text_any_of(&mut w, "a.caller_id_name", v),
+                AccountFilter::AllowExternalCalls(b) => {
+                    let m = w.bind(Bind::Int(i64::from(*b)));
+                    w.push(&format!(" AND a.allow_external_calls = {m}"));
+                }
+                AccountFilter::InternalCallerIds(v) => {
+                    let m = w.bind_ints(if v.is_empty() { &[-1] } else { v });
+                    w.push(&format!(" AND a.internal_caller_id IN ({m})"));
+                }
+                AccountFilter::ExternalCallerIds(v) => {
+                    let m = w.bind_ints(if v.is_empty() { &[-1] } else { v });
+                    w.push(&format!(" AND a.external_caller_id IN ({m})"));
+                }
+                AccountFilter::Search(s) => {
+                    let m = w.bind(Bind::Text(format!(
+                        "%{}%",
+                        like_escape(&s.to_lowercase())
+                    )));
+                    w.push(&format!(
+                        " AND (LOWER(COALESCE(a.name, '')) LIKE {m} ESCAPE '\\' \
+                         OR a.username LIKE {m} ESCAPE '\\' \
+                         OR LOWER(COALESCE(a.ip_address, '')) LIKE {m} ESCAPE '\\' \
+                         OR LOWER(COALESCE(a.notes, '')) LIKE {m} ESCAPE '\\' \
+                         OR EXISTS (SELECT 1 FROM enum_numbers e WHERE e.account_id = a.id \
+                                    AND e.number LIKE {m} ESCAPE '\\'))"
+                    ));
+                }
+                AccountFilter::Online(up) => {
+                    let m = w.bind(Bind::Int(now));
+                    let e = live_exists(&m);
+                    if *up {
+                        w.push(&format!(" AND {e}"));
+                    } else {
+                        w.push(&format!(" AND NOT {e}"));
+                    }
+                }
+            }
+        }
+        let count_sql = format!("SELECT COUNT(*) FROM accounts a {}", w.text);
+        let mut cq = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        for b in &w.binds {
+            cq = match b {
+                Bind::Int(i) => cq.bind(*i),
+                Bind::Text(t) => cq.bind(t.clone()),
+            };
+        }
+        let total = cq.fetch_one(&self.pool).await?;
+
+        let mut sql = w;
+        let text_order = |col: &str, backend: Backend| match backend {
+            // The same order on both backends: byte order, not the database's locale.
+            Backend::Postgres => format!("{col} COLLATE \"C\""),
+            Backend::Sqlite => col.to_owned(),
+        };
+        let mut order = Vec::new();
+        for (key, desc) in &q.sort {
+            let expr = match key {
+                AccountSort::Id => "a.id".to_owned(),
+                AccountSort::CreatedAt => "a.created_at".to_owned(),
+                AccountSort::Username => text_order("a.username", self.backend),
+                AccountSort::Domain => text_order("d.name", self.backend),
+                AccountSort::Attr(attr) => match attr.kind() {
+                    crate::domain::AttrKind::Text => {
+                        text_order(&format!("a.{}", attr.column()), self.backend)
+                    }
+                    _ => format!("a.{}", attr.column()),
+                },
+                AccountSort::Online => {
+                    let m = sql.bind(Bind::Int(now));
+                    format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m))
+                }
+                AccountSort::UserAgent => {
+                    let m = sql.bind(Bind::Int(now));
+                    text_order(
+                        &format!(
+                            "(SELECT r.user_agent FROM registrations r WHERE r.account_id = a.id \
+                             AND r.expires_at > {m} ORDER BY r.updated_at DESC, r.id DESC LIMIT 1)"
+                        ),
+                        self.backend,
+                    )
+                }
+            };
+            // NULLs last ascending and first descending on both backends.
+            let bare = expr.trim_end_matches(" COLLATE \"C\"");
+            if *desc {
+                order.push(format!("({bare} IS NULL) DESC, {expr} DESC"));
+            } else {
+                order.push(format!("({bare} IS NULL) ASC, {expr} ASC"));
+            }
+        }
+        order.push("a.id ASC".to_owned());
+        let limit = sql.bind(Bind::Int(q.limit.max(0)));
+        let offset = sql.bind(Bind::Int(q.offset.max(0)));
+        let rows_sql = format!(
+            "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            account_columns!(),
+            attrs_columns!(),
+            sql.text,
+            order.join(", ")
+        );
+        let rows: Vec<FullRow> = apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &sql.binds)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((
+            total,
+            rows.into_iter().map(|r| (r.account, r.attrs)).collect(),
+        ))
+    }
+
+    /// ENUM numbers of many accounts, in their order of creation.
+    pub async fn numbers_of(&self, ids: &[i64]) -> sqlx::Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::default();
+            let m = sql.bind_ints(chunk);
+            let text = format!(
+                "SELECT account_id, number FROM enum_numbers WHERE account_id IN ({m}) \
+                 ORDER BY account_id, created_at, id"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+            for b in &sql.binds {
+                if let Bind::Int(i) = b {
+                    q = q.bind(*i);
+                }
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.entry(row.try_get(0)?)
+                    .or_default()
+                    .push(row.try_get(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest live registration of each of many accounts.
+    pub async fn newest_live_registrations(
+        &self,
+        ids: &[i64],
+        now: i64,
+    ) -> sqlx::Result<HashMap<i64, Registration>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            account_id: i64,
+            #[sqlx(flatten)]
+            reg: Registration,
+        }
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::default();
+            let now_m = sql.bind(Bind::Int(now));
+            let m = sql.bind_ints(chunk);
+            let text = format!(
+                "SELECT account_id, contact, public_contact, expires_at, user_agent, transport, \
+                 instance_id FROM registrations WHERE account_id IN ({m}) AND expires_at > {now_m} \
+                 ORDER BY account_id, updated_at DESC, id DESC"
+            );
+            let rows: Vec<Row> = apply(sqlx::query_as(sqlx::AssertSqlSafe(text)), &sql.binds)
+                .fetch_all(&self.pool)
+                .await?;
+            for r in rows {
+                out.entry(r.account_id).or_insert(r.reg);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seconds of placed calls per account in each `[bounds[i], bounds[i+1])` window.
+    pub async fn placed_seconds(
+        &self,
+        ids: &[i64],
+        bounds: &[i64],
+    ) -> sqlx::Result<HashMap<i64, Vec<i64>>> {
+        let mut out = HashMap::new();
+        if bounds.len() < 2 {
+            return Ok(out);
+        }
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::default();
+            let mut sums = Vec::new();
+            for w in bounds.windows(2) {
+                let lo = sql.bind(Bind::Int(w[0]));
+                let hi = sql.bind(Bind::Int(w[1]));
+                sums.push(format!(
+                    "SUM(CASE WHEN start_time >= {lo} AND start_time < {hi} THEN duration ELSE 0 END)"
+                ));
+            }
+            let lo = sql.bind(Bind::Int(bounds[0]));
+            let hi = sql.bind(Bind::Int(bounds[bounds.len() - 1]));
+            let m = sql.bind_ints(chunk);
+            let text = format!(
+                "SELECT account_id, {} FROM calls WHERE direction = 'placed' \
+                 AND start_time >= {lo} AND start_time < {hi} AND account_id IN ({m}) \
+                 GROUP BY account_id",
+                sums.iter()
+                    .map(|s| format!("CAST({s} AS BIGINT)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+            for b in &sql.binds {
+                if let Bind::Int(i) = b {
+                    q = q.bind(*i);
+                }
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let id: i64 = row.try_get(0)?;
+                let mut v = Vec::with_capacity(bounds.len() - 1);
+                for i in 0..bounds.len() - 1 {
+                    v.push(row.try_get::<Option<i64>, _>(i + 1)?.unwrap_or(0));
+                }
+                out.insert(id, v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `AND col IN (…)` for a non-empty list; an empty list matches nothing.
+fn text_any_of(w: &mut Sql, col: &str, v: &[String]) {
+    if v.is_empty() {
+        w.push(" AND 1 = 0");
+        return;
+    }
+    let m = w.bind_texts(v);
+    w.push(&format!(" AND {col} IN ({m})"));
+}
