@@ -221,74 +221,109 @@ pub fn with_etag<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
 /// The authenticated operator (HTTP Basic or Bearer token).
 pub struct Caller(pub Operator);
 
-fn unauthorized(detail: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, detail.to_owned()).with_header(
-        header::WWW_AUTHENTICATE,
-        "Basic realm=\"sipsettings operators\", Bearer",
-    )
+/// Why operator authentication failed; each surface renders it in its own error format.
+#[derive(Debug)]
+pub enum OperatorAuthError {
+    /// 401 with `WWW-Authenticate` ([`OPERATOR_CHALLENGE`]).
+    Unauthorized(&'static str),
+    /// 429 with `Retry-After: 60`.
+    Throttled,
+    /// The store failed while checking the credentials.
+    Service(crate::error::ServiceError),
+}
+
+/// The `WWW-Authenticate` value of the operator surfaces.
+pub const OPERATOR_CHALLENGE: &str = "Basic realm=\"sipsettings operators\", Bearer";
+
+impl From<OperatorAuthError> for ApiError {
+    fn from(e: OperatorAuthError) -> Self {
+        match e {
+            OperatorAuthError::Unauthorized(detail) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, detail.to_owned())
+                    .with_header(header::WWW_AUTHENTICATE, OPERATOR_CHALLENGE)
+            }
+            OperatorAuthError::Throttled => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentication attempts, try again later",
+            )
+            .with_header(header::RETRY_AFTER, "60"),
+            OperatorAuthError::Service(e) => e.into(),
+        }
+    }
+}
+
+/// Authenticates an operator (Basic or Bearer) with the per-IP throttle and the fail2ban line;
+/// shared by every operator surface.
+pub async fn authenticate_operator(
+    parts: &Parts,
+    st: &AppState,
+) -> Result<Operator, OperatorAuthError> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let ip = st.client_ip(peer, &parts.headers);
+    if let Verdict::Banned(_) = st.throttle.check(ip, now()) {
+        return Err(OperatorAuthError::Throttled);
+    }
+    let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(OperatorAuthError::Unauthorized("authentication required"));
+    };
+    let h = h.to_str().unwrap_or("");
+    let (user, found) = if let Some(token) = h.strip_prefix("Bearer ") {
+        (
+            "token".to_owned(),
+            st.services
+                .operator_by_token(token.trim())
+                .await
+                .map_err(OperatorAuthError::Service)?,
+        )
+    } else if let Some(b64) = h.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .unwrap_or_default();
+        let (name, pw) = decoded.split_once(':').unwrap_or(("", ""));
+        (
+            name.to_owned(),
+            st.services
+                .operator_by_password(name, pw)
+                .await
+                .map_err(OperatorAuthError::Service)?,
+        )
+    } else {
+        ("-".to_owned(), None)
+    };
+    match found {
+        Some(op) => {
+            st.throttle.succeed(ip);
+            Ok(op)
+        }
+        None => {
+            let safe: String = user
+                .chars()
+                .filter(|c| !c.is_control() && !c.is_whitespace())
+                .take(64)
+                .collect();
+            tracing::warn!(
+                "auth failure ip={ip} user={safe}@operator reason=bad_operator_credentials"
+            );
+            let delay = st.throttle.fail(ip, now());
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Err(OperatorAuthError::Unauthorized("invalid credentials"))
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let ip = st.client_ip(peer, &parts.headers);
-        if let Verdict::Banned(_) = st.throttle.check(ip, now()) {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed authentication attempts, try again later",
-            )
-            .with_header(header::RETRY_AFTER, "60"));
-        }
-        let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized("authentication required"));
-        };
-        let h = h.to_str().unwrap_or("");
-        let (user, found) = if let Some(token) = h.strip_prefix("Bearer ") {
-            (
-                "token".to_owned(),
-                st.services.operator_by_token(token.trim()).await?,
-            )
-        } else if let Some(b64) = h.strip_prefix("Basic ") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|d| String::from_utf8(d).ok())
-                .unwrap_or_default();
-            let (name, pw) = decoded.split_once(':').unwrap_or(("", ""));
-            (
-                name.to_owned(),
-                st.services.operator_by_password(name, pw).await?,
-            )
-        } else {
-            ("-".to_owned(), None)
-        };
-        match found {
-            Some(op) => {
-                st.throttle.succeed(ip);
-                Ok(Caller(op))
-            }
-            None => {
-                let safe: String = user
-                    .chars()
-                    .filter(|c| !c.is_control() && !c.is_whitespace())
-                    .take(64)
-                    .collect();
-                tracing::warn!(
-                    "auth failure ip={ip} user={safe}@operator reason=bad_operator_credentials"
-                );
-                let delay = st.throttle.fail(ip, now());
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                Err(unauthorized("invalid credentials"))
-            }
-        }
+        Ok(Caller(authenticate_operator(parts, st).await?))
     }
 }
 
