@@ -58,6 +58,52 @@ pub struct AccountAttrs {
     pub billing_customer: Option<i64>,
 }
 
+impl AccountAttrs {
+    /// The stored value of one attribute.
+    pub fn get(&self, attr: Attr) -> AttrValue {
+        match attr {
+            Attr::CallerIdName => AttrValue::Text(self.caller_id_name.clone()),
+            Attr::InternalCallerId => AttrValue::Int(self.internal_caller_id),
+            Attr::ExternalCallerId => AttrValue::Int(self.external_caller_id),
+            Attr::AllowExternalCalls => AttrValue::Flag(self.allow_external_calls != 0),
+            Attr::UseAllowedIps => AttrValue::Flag(self.use_allowed_ips != 0),
+            Attr::AllowedIps => AttrValue::Text(Some(self.allowed_ips.clone())),
+            Attr::IncomingInternal => AttrValue::Flag(self.incoming_internal != 0),
+            Attr::IncomingExternal => AttrValue::Flag(self.incoming_external != 0),
+            Attr::OutgoingInternal => AttrValue::Flag(self.outgoing_internal != 0),
+            Attr::OutgoingExternal => AttrValue::Flag(self.outgoing_external != 0),
+            Attr::OnDemand => AttrValue::Flag(self.on_demand != 0),
+            Attr::Name => AttrValue::Text(self.name.clone()),
+            Attr::RatePlan => AttrValue::Text(self.rate_plan.clone()),
+            Attr::RatePlanName => AttrValue::Text(self.rate_plan_name.clone()),
+            Attr::NewRatePlan => AttrValue::Text(self.new_rate_plan.clone()),
+            Attr::Connection => AttrValue::Text(self.connection.clone()),
+            Attr::IpAddress => AttrValue::Text(self.ip_address.clone()),
+            Attr::Port => AttrValue::Int(self.port),
+            Attr::Countries => AttrValue::Text(self.countries.clone()),
+            Attr::Failover => AttrValue::Text(self.failover.clone()),
+            Attr::AlwaysFailover => AttrValue::Flag(self.always_failover != 0),
+            Attr::UsageBlock => AttrValue::Flag(self.usage_block != 0),
+            Attr::Pbx => AttrValue::Int(self.pbx),
+            Attr::HighRate => AttrValue::Flag(self.high_rate != 0),
+            Attr::International => AttrValue::Flag(self.international != 0),
+            Attr::Address => AttrValue::Text(self.address.clone()),
+            Attr::ParentSipAccount => AttrValue::Text(self.parent_sip_account.clone()),
+            Attr::Notes => AttrValue::Text(self.notes.clone()),
+            Attr::Custom => AttrValue::Text(self.custom.clone()),
+            Attr::SipServer => AttrValue::Text(self.sip_server.clone()),
+            Attr::ClipSa => AttrValue::Flag(self.clip_sa != 0),
+            Attr::StripDkCountryCode => AttrValue::Flag(self.strip_dk_country_code != 0),
+            Attr::PrefixMobileOriginated => AttrValue::Flag(self.prefix_mobile_originated != 0),
+            Attr::InvoicedUntil => AttrValue::Int(self.invoiced_until),
+            Attr::DefaultNumber => AttrValue::Text(self.default_number.clone()),
+            Attr::AlwaysDefaultNumber => AttrValue::Flag(self.always_default_number != 0),
+            Attr::AlwaysSecretNumber => AttrValue::Flag(self.always_secret_number != 0),
+            Attr::BillingCustomer => AttrValue::Int(self.billing_customer),
+        }
+    }
+}
+
 /// An account as the operator surfaces show it: its row, its attributes, its ENUM numbers and
 /// its newest live registration (if any).
 #[derive(Clone, Debug)]
@@ -200,6 +246,11 @@ impl Attr {
         Attr::AlwaysSecretNumber,
         Attr::BillingCustomer,
     ];
+
+    /// The attribute named by its column (the /api/v1 name).
+    pub fn parse(name: &str) -> Option<Attr> {
+        Attr::ALL.into_iter().find(|a| a.column() == name)
+    }
 
     /// The column in `accounts`; also the attribute's name in /api/v1.
     pub fn column(self) -> &'static str {

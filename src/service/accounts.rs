@@ -257,11 +257,8 @@ impl Services {
         Ok(())
     }
 
-    pub async fn update_account(
-        &self,
-        account: &Account,
-        mut u: AccountUpdate,
-    ) -> ServiceResult<Account> {
+    /// Trims and validates the identity part of an update (no I/O).
+    pub(super) fn clean_identity(u: &mut AccountUpdate) -> ServiceResult<()> {
         for f in [
             &mut u.first_name,
             &mut u.last_name,
@@ -273,6 +270,17 @@ impl Services {
         ] {
             if let Some(v) = f.take() {
                 *f = Some(clean_opt(v));
+            }
+        }
+        for v in [&u.first_name, &u.last_name]
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if v.chars().count() > 100 || v.chars().any(char::is_control) {
+                return Err(ServiceError::invalid(
+                    "names must be at most 100 printable characters",
+                ));
             }
         }
         if let Some(Some(e)) = &u.email {
@@ -295,17 +303,7 @@ impl Services {
                 "no_answer_timeout must be 1 to 900 seconds",
             ));
         }
-        let mut tx = self.store.begin_write().await?;
-        self.store
-            .update_account(&mut tx, account.id, &u, now())
-            .await?;
-        let fresh = self
-            .store
-            .account_by_id_tx(&mut tx, account.id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound("account does not exist".into()))?;
-        tx.commit().await?;
-        Ok(fresh)
+        Ok(())
     }
 
     pub async fn remove_account(&self, account: &Account) -> ServiceResult<()> {

@@ -9,9 +9,11 @@ use super::Services;
 use super::tenancy::Operator;
 use crate::domain::validate;
 use crate::domain::{
-    Account, AccountFilter, AccountQuery, AccountView, Attr, AttrKind, AttrValue, CONNECTIONS, Role,
+    Account, AccountAttrs, AccountFilter, AccountQuery, AccountView, Attr, AttrKind, AttrValue,
+    CONNECTIONS, Role,
 };
 use crate::error::{ServiceError, ServiceResult};
+use crate::store::AccountUpdate;
 use crate::util::now;
 
 /// The most a page of the operator surfaces may hold.
@@ -156,7 +158,7 @@ impl Services {
 
     async fn complete_views(
         &self,
-        rows: Vec<(Account, crate::domain::AccountAttrs)>,
+        rows: Vec<(Account, AccountAttrs)>,
     ) -> ServiceResult<Vec<AccountView>> {
         let ids: Vec<i64> = rows.iter().map(|(a, _)| a.id).collect();
         let mut numbers = self.store.numbers_of(&ids).await?;
@@ -194,9 +196,23 @@ impl Services {
         account: &Account,
         changes: Vec<(Attr, AttrValue)>,
     ) -> ServiceResult<AccountView> {
+        self.patch_account(op, account, AccountUpdate::default(), changes)
+            .await
+    }
+
+    /// Changes identity fields, flags and operator attributes of an account in one
+    /// transaction (all or nothing); answers the fresh view.
+    pub async fn patch_account(
+        &self,
+        op: &Operator,
+        account: &Account,
+        mut identity: AccountUpdate,
+        changes: Vec<(Attr, AttrValue)>,
+    ) -> ServiceResult<AccountView> {
         if !op.can_write_accounts() {
             return Err(ServiceError::Forbidden("your role may only read".into()));
         }
+        Self::clean_identity(&mut identity)?;
         let mut clean = Vec::with_capacity(changes.len());
         for (attr, value) in changes {
             clean.push((attr, normalize_attr(attr, value)?));
@@ -207,47 +223,73 @@ impl Services {
             .await?
             .ok_or_else(|| ServiceError::NotFound("account not found".into()))?;
         for (attr, value) in &clean {
-            match (attr, value) {
-                // telecomx: a usage block is lifted only by RESELLER or ADMIN users.
-                (Attr::UsageBlock, AttrValue::Flag(false))
-                    if current.usage_block != 0
-                        && !matches!(op.role, Role::Admin | Role::Reseller) =>
-                {
-                    return Err(ServiceError::Forbidden(
-                        "only RESELLER or ADMIN users may lift a usage block".into(),
-                    ));
-                }
-                (Attr::ParentSipAccount, AttrValue::Text(Some(p))) => {
-                    let parent = self.account_by_public_id(op, p).await.map_err(|_| {
-                        invalid(*attr, format!("no account {}", validate::truncate(p, 60)))
-                    })?;
-                    if parent.id == account.id {
-                        return Err(invalid(*attr, "an account cannot be its own parent"));
-                    }
-                }
-                (Attr::BillingCustomer, AttrValue::Int(Some(c))) => {
-                    self.get_customer(op, *c)
-                        .await
-                        .map_err(|_| invalid(*attr, format!("no customer {c}")))?;
-                }
-                (Attr::DefaultNumber, AttrValue::Text(Some(n))) => {
-                    let numbers = self.enum_numbers(account).await?;
-                    if !numbers.contains(n) {
-                        return Err(invalid(*attr, "must be one of the account's numbers"));
-                    }
-                }
-                _ => {}
-            }
+            self.check_attr_against_data(op, account, &current, *attr, value)
+                .await?;
         }
         let mut tx = self.store.begin_write().await?;
+        let t = now();
+        if identity.changes_identity() {
+            self.store
+                .update_account(&mut tx, account.id, &identity, t)
+                .await?;
+        }
+        if let Some(b) = identity.blocked {
+            self.store.set_blocked(&mut tx, account.id, b, t).await?;
+        }
+        if let Some(p) = identity.privacy {
+            self.store.set_privacy(&mut tx, account.id, p, t).await?;
+        }
         if !clean.is_empty() {
             self.store
-                .update_attrs(&mut tx, account.id, &clean, now())
+                .update_attrs(&mut tx, account.id, &clean, t)
                 .await?;
         }
         tx.commit().await?;
         let fresh = self.account_in_scope(op, account.id).await?;
         self.account_view(fresh).await
+    }
+
+    /// The rules of an attribute value that depend on other data or on the caller's role.
+    async fn check_attr_against_data(
+        &self,
+        op: &Operator,
+        account: &Account,
+        current: &AccountAttrs,
+        attr: Attr,
+        value: &AttrValue,
+    ) -> ServiceResult<()> {
+        match (attr, value) {
+            // telecomx: a usage block is lifted only by RESELLER or ADMIN users.
+            (Attr::UsageBlock, AttrValue::Flag(false))
+                if current.usage_block != 0 && !matches!(op.role, Role::Admin | Role::Reseller) =>
+            {
+                Err(ServiceError::Forbidden(
+                    "only RESELLER or ADMIN users may lift a usage block".into(),
+                ))
+            }
+            (Attr::ParentSipAccount, AttrValue::Text(Some(p))) => {
+                let parent = self.account_by_public_id(op, p).await.map_err(|_| {
+                    invalid(attr, format!("no account {}", validate::truncate(p, 60)))
+                })?;
+                if parent.id == account.id {
+                    return Err(invalid(attr, "an account cannot be its own parent"));
+                }
+                Ok(())
+            }
+            (Attr::BillingCustomer, AttrValue::Int(Some(c))) => {
+                self.get_customer(op, *c)
+                    .await
+                    .map_err(|_| invalid(attr, format!("no customer {c}")))?;
+                Ok(())
+            }
+            (Attr::DefaultNumber, AttrValue::Text(Some(n))) => {
+                if !self.enum_numbers(account).await?.contains(n) {
+                    return Err(invalid(attr, "must be one of the account's numbers"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The SIP password in clear for roles that may write the account; `None` for other roles

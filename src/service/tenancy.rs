@@ -453,22 +453,6 @@ impl Services {
         }
     }
 
-    pub async fn list_accounts_scoped(
-        &self,
-        op: &Operator,
-        customer: Option<i64>,
-        offset: i64,
-        limit: i64,
-    ) -> ServiceResult<(Vec<Account>, i64)> {
-        if let Some(c) = customer {
-            self.get_customer(op, c).await?;
-        }
-        Ok(self
-            .store
-            .list_accounts_page(&op.filter(), customer, offset, limit)
-            .await?)
-    }
-
     // ---- operators ----
 
     fn may_manage_operator(

@@ -44,6 +44,22 @@ pub struct AccountUpdate {
     pub pstn_caller_id: Option<Option<String>>,
     pub quick_dial: Option<Option<String>>,
     pub no_answer_timeout: Option<i64>,
+    pub blocked: Option<bool>,
+    pub privacy: Option<bool>,
+}
+
+impl AccountUpdate {
+    /// Whether the identity columns change (`blocked`/`privacy` have their own statements).
+    pub fn changes_identity(&self) -> bool {
+        self.first_name.is_some()
+            || self.last_name.is_some()
+            || self.email.is_some()
+            || self.timezone.is_some()
+            || self.mobile_number.is_some()
+            || self.pstn_caller_id.is_some()
+            || self.quick_dial.is_some()
+            || self.no_answer_timeout.is_some()
+    }
 }
 
 impl Store {

@@ -1,7 +1,7 @@
 //! Resellers, customers, operator users and API tokens.
 
 use super::{Store, WriteTx};
-use crate::domain::{Account, ApiToken, Customer, OperatorRow, Reseller};
+use crate::domain::{ApiToken, Customer, OperatorRow, Reseller};
 
 /// Which accounts a listing may show (already resolved from the caller's scope).
 #[derive(Clone, Debug)]
@@ -183,63 +183,6 @@ impl Store {
     }
 
     // ---- accounts by tenancy ----
-
-    /// A page of accounts the filter allows, and the total.
-    pub async fn list_accounts_page(
-        &self,
-        filter: &CustomerFilter,
-        customer: Option<i64>,
-        offset: i64,
-        limit: i64,
-    ) -> sqlx::Result<(Vec<Account>, i64)> {
-        // The scope arrives as (all?, reseller list as text, customer id), so one static
-        // statement serves every caller; reseller ids are matched against a comma list.
-        let (all, resellers, only_customer) = match filter {
-            CustomerFilter::All => (1i64, String::new(), 0i64),
-            CustomerFilter::Resellers(ids) => (
-                0,
-                format!(
-                    ",{},",
-                    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-                ),
-                0,
-            ),
-            CustomerFilter::Customer(id) => (0, String::new(), *id),
-        };
-        let wanted = customer.unwrap_or(0);
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM accounts a JOIN domains d ON d.id = a.domain_id \
-             JOIN customers c ON c.id = a.customer_id \
-             WHERE ($1 = 1 OR a.customer_id = $3 \
-                OR ($2 <> '' AND c.reseller_id IS NOT NULL \
-                    AND $2 LIKE '%,' || CAST(c.reseller_id AS TEXT) || ',%')) \
-             AND ($4 = 0 OR a.customer_id = $4)",
-        )
-        .bind(all)
-        .bind(&resellers)
-        .bind(only_customer)
-        .bind(wanted)
-        .fetch_one(&self.pool)
-        .await?;
-        let rows: Vec<Account> = sqlx::query_as(concat!(
-            account_select!(),
-            "JOIN customers c ON c.id = a.customer_id \
-             WHERE ($1 = 1 OR a.customer_id = $3 \
-                OR ($2 <> '' AND c.reseller_id IS NOT NULL \
-                    AND $2 LIKE '%,' || CAST(c.reseller_id AS TEXT) || ',%')) \
-             AND ($4 = 0 OR a.customer_id = $4) \
-             ORDER BY d.name, a.username LIMIT $5 OFFSET $6"
-        ))
-        .bind(all)
-        .bind(&resellers)
-        .bind(only_customer)
-        .bind(wanted)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok((rows, total))
-    }
 
     pub async fn set_account_customer(
         &self,

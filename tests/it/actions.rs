@@ -337,12 +337,14 @@ async fn call_forwarding() {
         assert_eq!(c.get("action=get_call_forwarding").await.json(), before);
         // <mobile-number> without a mobile number is an error.
         ts.services
-            .update_account(
+            .patch_account(
+                &sipsettings::service::Services::cli_admin(),
                 &ts.services.find_account("bob@example.com").await.unwrap(),
                 sipsettings::store::AccountUpdate {
                     mobile_number: Some(None),
                     ..Default::default()
                 },
+                vec![],
             )
             .await
             .unwrap();

@@ -65,7 +65,7 @@ fn document_describes_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 46);
+    assert_eq!(operations, 47);
 }
 
 #[tokio::test]

@@ -63,6 +63,7 @@ fn basic(name: &str) -> String {
 struct World {
     accounts: Vec<(&'static str, i64)>,
     customers: Vec<(&'static str, i64)>,
+    resellers: Vec<(&'static str, i64)>,
 }
 
 async fn world(s: &Services) -> World {
@@ -128,6 +129,7 @@ async fn world(s: &Services) -> World {
             ("C2", c2.id),
             ("default", 1),
         ],
+        resellers: vec![("R1", r1.id), ("R1a", r1a.id), ("R2", r2.id)],
     }
 }
 
@@ -204,6 +206,9 @@ async fn scope_table_every_endpoint_every_role() {
                     let (st, _, _) = op.call("GET", &path, None).await;
                     assert_eq!(st, read_status, "{opname} GET {path} ({user})");
                 }
+                // The SIP password in clear: only for roles that may change the account.
+                let (st, v, _) = op.call("GET", &format!("{base}/password"), None).await;
+                assert_eq!(st, write_status, "{opname} GET password ({user}): {v}");
                 // 404 out of scope, or while the account has no mailbox yet.
                 let (st, v, _) = op.call("GET", &format!("{base}/voicemail"), None).await;
                 assert!(
@@ -215,6 +220,12 @@ async fn scope_table_every_endpoint_every_role() {
                         "PATCH",
                         base.clone(),
                         json!({"first_name": format!("by {opname}")}),
+                        write_status,
+                    ),
+                    (
+                        "PATCH",
+                        base.clone(),
+                        json!({"attributes": {"caller_id_name": format!("by {opname}")}}),
                         write_status,
                     ),
                     (
@@ -291,6 +302,73 @@ async fn scope_table_every_endpoint_every_role() {
                 _ => 1,
             };
             assert_eq!(n, want, "{opname} customers");
+            // Resellers: the operator's own subtree (ADMIN: all).
+            for (rname, rid) in &w.resellers {
+                let sees = match opname {
+                    "admin" => true,
+                    "res1" => *rname == "R1" || *rname == "R1a",
+                    "res2" => *rname == "R2",
+                    _ => false,
+                };
+                let (st, _, _) = op
+                    .call("GET", &format!("/api/v1/resellers/{rid}"), None)
+                    .await;
+                assert_eq!(
+                    st,
+                    if sees { 200 } else { 404 },
+                    "{opname} reseller {rname}"
+                );
+            }
+            // Operator users and their tokens: those the caller manages, and itself.
+            for target in ops {
+                let manages = match opname {
+                    "admin" => true,
+                    "res1" => target != "admin" && target != "res2",
+                    "owner1" => ["owner1", "manager1", "viewer1"].contains(&target),
+                    _ => target == opname,
+                };
+                let want = |ok: u16| if manages { ok } else { 404 };
+                let tid = ts
+                    .services
+                    .store
+                    .operator_by_name(target)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id;
+                let opath = format!("/api/v1/operators/{tid}");
+                for path in [opath.clone(), format!("{opath}/tokens")] {
+                    let (st, _, _) = op.call("GET", &path, None).await;
+                    assert_eq!(st, want(200), "{opname} GET {path} ({target})");
+                }
+                let (st, v, _) = op
+                    .call(
+                        "POST",
+                        &format!("{opath}/tokens"),
+                        Some(json!({"name": format!("by-{opname}")})),
+                    )
+                    .await;
+                assert_eq!(st, want(201), "{opname} token for {target}: {v}");
+                let (victim, _) = ts
+                    .services
+                    .create_token(&Services::cli_admin(), tid, "victim", None)
+                    .await
+                    .unwrap();
+                let (st, v, _) = op
+                    .call("DELETE", &format!("/api/v1/tokens/{}", victim.id), None)
+                    .await;
+                assert_eq!(st, want(200), "{opname} revoke token of {target}: {v}");
+                if target != opname {
+                    let (st, v, _) = op
+                        .call(
+                            "PUT",
+                            &format!("{opath}/password"),
+                            Some(json!({"password": PW})),
+                        )
+                        .await;
+                    assert_eq!(st, want(200), "{opname} password of {target}: {v}");
+                }
+            }
         }
         ts.stop().await;
     }
@@ -538,6 +616,238 @@ async fn problems_etags_and_auth_failures() {
             statuses.push(bad.call("GET", "/api/v1/me", None).await.0);
         }
         assert_eq!(statuses, [401, 401, 401, 401, 429]);
+        ts.stop().await;
+    }
+}
+
+/// Operator attributes through /api/v1: defaults, normalisation, all-or-nothing PATCH, the rules
+/// that depend on other data or on the role, and the recoverable (sealed) SIP password.
+#[tokio::test]
+async fn account_attributes_through_api_v1() {
+    for b in backends() {
+        let ts = TestServer::start(b).await;
+        let w = world(&ts.services).await;
+        let mut auth = std::collections::HashMap::new();
+        for name in ["admin", "res1", "owner1", "manager1", "viewer1"] {
+            let row = ts
+                .services
+                .store
+                .operator_by_name(name)
+                .await
+                .unwrap()
+                .unwrap();
+            let (_, token) = ts
+                .services
+                .create_token(&Services::cli_admin(), row.id, "t", None)
+                .await
+                .unwrap();
+            auth.insert(
+                name,
+                Op {
+                    base: &ts.base,
+                    auth: format!("Bearer {token}"),
+                },
+            );
+        }
+        let id_of = |u: &str| w.accounts.iter().find(|(n, _)| *n == u).unwrap().1;
+        let a1 = format!("/api/v1/accounts/{}", id_of("a1"));
+        let a2 = format!("/api/v1/accounts/{}", id_of("a2"));
+
+        // Defaults.
+        let (st, v, _) = auth["viewer1"].call("GET", &a1, None).await;
+        assert_eq!(st, 200);
+        let public_id = v["public_id"].as_str().unwrap().to_owned();
+        assert_eq!(public_id.len(), 36, "{public_id}");
+        assert_eq!(&public_id[14..15], "4", "a version 4 UUID: {public_id}");
+        let at = &v["attributes"];
+        assert_eq!(at["allowed_ips"], "");
+        assert_eq!(at["use_allowed_ips"], false);
+        assert_eq!(at["caller_id_name"], Value::Null);
+        assert_eq!(at["custom"], Value::Null);
+        assert!(at.get("password_sealed").is_none(), "{at}");
+
+        // The SIP password: recoverable for writers, never stored in clear.
+        let (st, v, _) = auth["owner1"]
+            .call("GET", &format!("{a1}/password"), None)
+            .await;
+        assert_eq!((st, v["password"].as_str()), (200, Some("sip-pw")));
+        let (st, _, _) = auth["viewer1"]
+            .call("GET", &format!("{a1}/password"), None)
+            .await;
+        assert_eq!(st, 403);
+        let sealed = ts
+            .services
+            .store
+            .account_attrs(id_of("a1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .password_sealed
+            .unwrap();
+        assert!(!sealed.contains("sip-pw"), "{sealed}");
+        let (st, _, _) = auth["manager1"]
+            .call(
+                "PUT",
+                &format!("{a1}/password"),
+                Some(json!({"password": "n3w-pw"})),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let (_, v, _) = auth["manager1"]
+            .call("GET", &format!("{a1}/password"), None)
+            .await;
+        assert_eq!(v["password"], "n3w-pw");
+
+        // Values are normalised.
+        let (st, v, _) = auth["manager1"]
+            .call(
+                "PATCH",
+                &a1,
+                Some(json!({
+                    "first_name": "Ann",
+                    "attributes": {
+                        "caller_id_name": "Helo bye",
+                        "allowed_ips": "127.0.0.1, 10.0.0.0/8 ::1",
+                        "use_allowed_ips": true,
+                        "connection": "ip_auth_reg",
+                        "custom": {"k": [1, 2]},
+                        "port": 5060,
+                        "countries": "dk,se",
+                        "failover": "+4588888888@77.66.100.123",
+                        "invoiced_until": 1388534400,
+                        "internal_caller_id": 101,
+                        "notes": "line one\nline two"
+                    }
+                })),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let at = &v["attributes"];
+        assert_eq!(v["first_name"], "Ann");
+        assert_eq!(at["allowed_ips"], "127.0.0.1/32,10.0.0.0/8,::1/128");
+        assert_eq!(at["use_allowed_ips"], true);
+        assert_eq!(at["connection"], "IP_AUTH_REG");
+        assert_eq!(at["custom"], json!({"k": [1, 2]}));
+        assert_eq!(at["countries"], "DK,SE");
+        assert_eq!(at["port"], 5060);
+        assert_eq!(at["internal_caller_id"], 101);
+        assert_eq!(at["notes"], "line one\nline two");
+
+        // All or nothing: a bad attribute (422: bad value, 400: wrong shape) leaves the
+        // identity change unapplied too.
+        for (body, status) in [
+            (
+                json!({"first_name": "Changed", "attributes": {"port": 70000}}),
+                422,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"allowed_ips": "1.2.3.4/33"}}),
+                422,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"connection": "WIFI"}}),
+                422,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"custom": "x".repeat(5000)}}),
+                422,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"failover": "nope"}}),
+                422,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"default_number": "+4570305050"}}),
+                422,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"nope": 1}}),
+                400,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"port": "5060"}}),
+                400,
+            ),
+            (
+                json!({"first_name": "Changed", "attributes": {"use_allowed_ips": null}}),
+                400,
+            ),
+        ] {
+            let (st, v, _) = auth["admin"].call("PATCH", &a1, Some(body.clone())).await;
+            assert_eq!(st, status, "{body}: {v}");
+        }
+        let (_, v, _) = auth["admin"].call("GET", &a1, None).await;
+        assert_eq!(v["first_name"], "Ann");
+        assert_eq!(v["attributes"]["port"], 5060);
+
+        // Rules that look at other data.
+        let (st, _, _) = auth["admin"]
+            .call(
+                "POST",
+                &format!("{a1}/enum_numbers"),
+                Some(json!({"number": "+4570305050"})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (st, v, _) = auth["manager1"]
+            .call(
+                "PATCH",
+                &a1,
+                Some(json!({"attributes": {"default_number": "+4570305050"}})),
+            )
+            .await;
+        assert_eq!(
+            (st, &v["attributes"]["default_number"]),
+            (200, &json!("+4570305050"))
+        );
+        let (_, other, _) = auth["admin"].call("GET", &a2, None).await;
+        let other_public = other["public_id"].as_str().unwrap();
+        let parent = json!({"attributes": {"parent_sip_account": other_public}});
+        let (st, _, _) = auth["owner1"]
+            .call("PATCH", &a1, Some(parent.clone()))
+            .await;
+        assert_eq!(
+            st, 422,
+            "an account outside the caller's scope is not a valid parent"
+        );
+        let (st, _, _) = auth["admin"].call("PATCH", &a1, Some(parent)).await;
+        assert_eq!(st, 200);
+        let own = json!({"attributes": {"parent_sip_account": public_id}});
+        let (st, _, _) = auth["admin"].call("PATCH", &a1, Some(own)).await;
+        assert_eq!(st, 422);
+        let c2 = w.customers.iter().find(|(n, _)| *n == "C2").unwrap().1;
+        let billing = json!({"attributes": {"billing_customer": c2}});
+        let (st, _, _) = auth["owner1"]
+            .call("PATCH", &a1, Some(billing.clone()))
+            .await;
+        assert_eq!(st, 422);
+        let (st, _, _) = auth["admin"].call("PATCH", &a1, Some(billing)).await;
+        assert_eq!(st, 200);
+
+        // A usage block is lifted only by RESELLER or ADMIN users.
+        let block = |on: bool| json!({"attributes": {"usage_block": on}});
+        let (st, _, _) = auth["manager1"].call("PATCH", &a1, Some(block(true))).await;
+        assert_eq!(st, 200);
+        let (st, _, _) = auth["owner1"].call("PATCH", &a1, Some(block(false))).await;
+        assert_eq!(st, 403);
+        let (st, v, _) = auth["res1"].call("PATCH", &a1, Some(block(false))).await;
+        assert_eq!((st, &v["attributes"]["usage_block"]), (200, &json!(false)));
+
+        // VIEWER reads only; clearing works with null.
+        let (st, _, _) = auth["viewer1"]
+            .call("PATCH", &a1, Some(json!({"attributes": {"notes": null}})))
+            .await;
+        assert_eq!(st, 403);
+        let (st, v, _) = auth["admin"]
+            .call(
+                "PATCH",
+                &a1,
+                Some(json!({"attributes": {"notes": null, "port": null}})),
+            )
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(v["attributes"]["notes"], Value::Null);
+        assert_eq!(v["attributes"]["port"], Value::Null);
         ts.stop().await;
     }
 }

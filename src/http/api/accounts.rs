@@ -4,22 +4,23 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::model::{
-    AcceptRulesOut, AccountCreated, AccountOut, AliasCreated, BadRequest, Changed, Conflict,
-    DELETED, Deleted, EnumCreated, Forbidden, ForwardingOut, NotFound, Paged, PasswordOut,
-    PreconditionFailed, TooManyRequests, Unauthorized, Unavailable, Unprocessable, VoicemailOut,
+    AcceptRulesOut, AccountCreated, AccountOut, AliasCreated, AttrsPatch, BadRequest, Changed,
+    Conflict, DELETED, Deleted, EnumCreated, Forbidden, ForwardingOut, NotFound, Paged,
+    PasswordOut, PreconditionFailed, StoredPasswordOut, TooManyRequests, Unauthorized, Unavailable,
+    Unprocessable, VoicemailOut,
 };
 use super::tenancy::id;
 use super::{
     ApiError, ApiResult, Caller, JsonBody, Page, check_if_match, json_ok, query, with_etag,
 };
 use crate::crypto::random_password;
-use crate::domain::{Account, Forwarding, NewAccount};
+use crate::domain::{Account, AccountFilter, AccountQuery, AccountSort, Forwarding, NewAccount};
 use crate::http::AppState;
 use crate::service::NewVoicemail;
 use crate::service::tenancy::Operator;
@@ -32,7 +33,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/accounts/{id}",
             get(get_account).patch(patch_account).delete(delete_account),
         )
-        .route("/api/v1/accounts/{id}/password", put(set_password))
+        .route(
+            "/api/v1/accounts/{id}/password",
+            get(get_password).put(set_password),
+        )
         .route("/api/v1/accounts/{id}/password/reset", post(reset_password))
         .route(
             "/api/v1/accounts/{id}/aliases",
@@ -98,9 +102,22 @@ pub(super) async fn list_accounts(
 ) -> ApiResult {
     let page: Page = query(q.as_deref())?;
     let (offset, limit) = page.bounds()?;
-    let (rows, total) = st
+    let mut filters = Vec::new();
+    if let Some(c) = page.customer_id {
+        st.services.get_customer(&op, c).await?;
+        filters.push(AccountFilter::Customers(vec![c]));
+    }
+    let (total, rows) = st
         .services
-        .list_accounts_scoped(&op, page.customer_id, offset, limit)
+        .search_accounts(
+            &op,
+            &AccountQuery {
+                filters,
+                sort: vec![(AccountSort::Domain, false), (AccountSort::Username, false)],
+                offset,
+                limit,
+            },
+        )
         .await?;
     Ok(json_ok(
         StatusCode::OK,
@@ -199,7 +216,7 @@ pub(super) async fn create_account(
     with_etag(
         StatusCode::CREATED,
         &AccountCreated {
-            account: AccountOut::from(&a),
+            account: AccountOut::from(&st.services.account_view(a).await?),
             password: generated.then_some(password),
         },
     )
@@ -223,7 +240,10 @@ pub(super) async fn get_account(
     Path(aid): Path<String>,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, false).await?;
-    with_etag(StatusCode::OK, &AccountOut::from(&a))
+    with_etag(
+        StatusCode::OK,
+        &AccountOut::from(&st.services.account_view(a).await?),
+    )
 }
 
 fn opt_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -260,6 +280,9 @@ pub(super) struct AccountPatch {
     no_answer_timeout: Option<i64>,
     blocked: Option<bool>,
     privacy: Option<bool>,
+    /// Operator attributes to change (any subset).
+    #[schema(inline)]
+    attributes: Option<AttrsPatch>,
 }
 
 /// Change a SIP account.
@@ -289,11 +312,15 @@ pub(super) async fn patch_account(
     body: Bytes,
 ) -> ApiResult {
     let a = scoped(&st, &op, &aid, true).await?;
-    check_if_match(&headers, &AccountOut::from(&a))?;
-    let JsonBody(b) = JsonBody::<AccountPatch>::parse(&body)?;
     let s = &st.services;
-    let mut a = s
-        .update_account(
+    check_if_match(
+        &headers,
+        &AccountOut::from(&s.account_view(a.clone()).await?),
+    )?;
+    let JsonBody(b) = JsonBody::<AccountPatch>::parse(&body)?;
+    let v = s
+        .patch_account(
+            &op,
             &a,
             AccountUpdate {
                 first_name: b.first_name,
@@ -304,19 +331,13 @@ pub(super) async fn patch_account(
                 pstn_caller_id: b.pstn_caller_id,
                 quick_dial: b.quick_dial,
                 no_answer_timeout: b.no_answer_timeout,
+                blocked: b.blocked,
+                privacy: b.privacy,
             },
+            b.attributes.map(|p| p.0).unwrap_or_default(),
         )
         .await?;
-    if let Some(blocked) = b.blocked {
-        s.set_blocked(&a, blocked).await?;
-    }
-    if let Some(p) = b.privacy {
-        s.set_privacy(&a, p).await?;
-    }
-    if b.blocked.is_some() || b.privacy.is_some() {
-        a = s.account_in_scope(&op, a.id).await?;
-    }
-    with_etag(StatusCode::OK, &AccountOut::from(&a))
+    with_etag(StatusCode::OK, &AccountOut::from(&v))
 }
 
 /// Delete a SIP account and everything it has.
@@ -346,6 +367,34 @@ pub(super) async fn delete_account(
 #[serde(deny_unknown_fields)]
 pub(super) struct AccountPasswordIn {
     password: String,
+}
+
+/// A SIP account's password in clear, for roles that may change the account. `null` when it
+/// is not recoverable (set before passwords were kept sealed; any change makes it recoverable).
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/password", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The password.", body = StoredPasswordOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn get_password(
+    State(st): State<AppState>,
+    Caller(op): Caller,
+    Path(aid): Path<String>,
+) -> ApiResult {
+    let a = scoped(&st, &op, &aid, true).await?;
+    let v = st.services.account_view(a).await?;
+    Ok(json_ok(
+        StatusCode::OK,
+        &StoredPasswordOut {
+            password: st.services.sip_password(&op, &v),
+        },
+    ))
 }
 
 /// Set a SIP account's password.

@@ -6,10 +6,15 @@ use serde::ser::SerializeMap;
 use utoipa::ToSchema;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::{ContentBuilder, RefOr};
 
-use crate::domain::{Account, ApiToken, Customer, Domain, OperatorRow, Reseller, Role};
+use crate::domain::{
+    AccountAttrs, AccountView, ApiToken, Attr, AttrKind, AttrValue, Customer, Domain, OperatorRow,
+    Reseller, Role,
+};
 use crate::service::tenancy::Operator;
 use crate::service::{AcceptRulesView, VoicemailView};
 use crate::util::money_to_string;
@@ -232,6 +237,8 @@ impl From<&Domain> for DomainOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountOut {
     pub id: i64,
+    /// The account's id on the JSON:API and `/sip` surfaces (a UUID).
+    pub public_id: String,
     pub username: String,
     pub domain: String,
     /// `username@domain`
@@ -259,12 +266,17 @@ pub struct AccountOut {
     pub balance: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The operator attributes (shown by the JSON:API and `/sip` surfaces too).
+    #[schema(inline)]
+    pub attributes: AttrsOut,
 }
 
-impl From<&Account> for AccountOut {
-    fn from(a: &Account) -> Self {
+impl From<&AccountView> for AccountOut {
+    fn from(v: &AccountView) -> Self {
+        let a = &v.account;
         Self {
             id: a.id,
+            public_id: v.attrs.public_id.clone(),
             username: a.username.clone(),
             domain: a.domain.clone(),
             sip_address: a.address(),
@@ -282,9 +294,142 @@ impl From<&Account> for AccountOut {
             balance: money_to_string(a.balance),
             created_at: a.created_at,
             updated_at: a.updated_at,
+            attributes: AttrsOut(v.attrs.clone()),
         }
     }
 }
+
+/// The operator attributes of an account, one property per attribute (named by
+/// `Attr::column`); serialized and described from the one list `Attr::ALL`.
+#[derive(Debug)]
+pub struct AttrsOut(pub AccountAttrs);
+
+impl Serialize for AttrsOut {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(Attr::ALL.len()))?;
+        for attr in Attr::ALL {
+            match self.0.get(attr) {
+                AttrValue::Flag(b) => m.serialize_entry(attr.column(), &b)?,
+                AttrValue::Int(i) => m.serialize_entry(attr.column(), &i)?,
+                // `custom` is JSON: shown as the value, not as a string of it.
+                AttrValue::Text(Some(t)) if attr == Attr::Custom => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&t).unwrap_or(serde_json::Value::Null);
+                    m.serialize_entry(attr.column(), &v)?
+                }
+                AttrValue::Text(t) => m.serialize_entry(attr.column(), &t)?,
+            }
+        }
+        m.end()
+    }
+}
+
+/// The schema of one attribute's value; `nullable` adds `null` to the types.
+fn attr_schema(attr: Attr, nullable: bool) -> RefOr<Schema> {
+    let base = match attr.kind() {
+        AttrKind::Flag => Type::Boolean,
+        AttrKind::Int => Type::Integer,
+        AttrKind::Text => Type::String,
+    };
+    let types = if nullable && attr.kind() != AttrKind::Flag && attr != Attr::AllowedIps {
+        SchemaType::from_iter([base, Type::Null])
+    } else {
+        SchemaType::new(base)
+    };
+    let mut b = ObjectBuilder::new()
+        .schema_type(types)
+        .description(Some(attr_doc(attr)));
+    if attr.kind() == AttrKind::Int {
+        b = b.format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)));
+    }
+    if attr == Attr::Custom {
+        // Any JSON value of at most 4 KiB.
+        return ObjectBuilder::new()
+            .description(Some(attr_doc(attr)))
+            .into();
+    }
+    b.into()
+}
+
+fn attr_doc(attr: Attr) -> &'static str {
+    match attr {
+        Attr::AllowedIps => "IPs or CIDRs, comma-separated; a bare address gets /32 or /128.",
+        Attr::Connection => "IP_AUTH, IP_AUTH_REG, IP or COUNTRY_AUTH_REG.",
+        Attr::Countries => "Comma list of ISO 3166 alpha-2 codes.",
+        Attr::Failover => "An E.164 number, an IP address, or number@IP.",
+        Attr::InvoicedUntil => "Unix seconds.",
+        Attr::ParentSipAccount => "The public id of another account in scope.",
+        Attr::BillingCustomer => "The id of a customer in scope.",
+        Attr::DefaultNumber => "One of the account's ENUM numbers.",
+        Attr::Custom => "Any JSON value of at most 4 KiB.",
+        Attr::UsageBlock => "Only RESELLER or ADMIN users may lift a usage block.",
+        Attr::IpAddress | Attr::SipServer => "An IPv4 or IPv6 address.",
+        Attr::Port => "1 to 65535.",
+        _ => "An operator attribute.",
+    }
+}
+
+impl utoipa::PartialSchema for AttrsOut {
+    fn schema() -> RefOr<Schema> {
+        let mut o = ObjectBuilder::new();
+        for attr in Attr::ALL {
+            o = o
+                .property(attr.column(), attr_schema(attr, true))
+                .required(attr.column());
+        }
+        o.into()
+    }
+}
+
+impl ToSchema for AttrsOut {}
+
+/// Changes to operator attributes: any subset of the properties of [`AttrsOut`]; `null` clears
+/// a value (flags cannot be cleared). Parsed by name through `Attr::parse`.
+#[derive(Debug, Default)]
+pub struct AttrsPatch(pub Vec<(Attr, AttrValue)>);
+
+impl<'de> serde::Deserialize<'de> for AttrsPatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let attr = Attr::parse(&k)
+                .ok_or_else(|| D::Error::custom(format!("unknown attribute `{k}`")))?;
+            let bad = || D::Error::custom(format!("attribute `{k}`: wrong type"));
+            let value = match (attr.kind(), v) {
+                (AttrKind::Flag, serde_json::Value::Bool(b)) => AttrValue::Flag(b),
+                (AttrKind::Int, serde_json::Value::Null) => AttrValue::Int(None),
+                (AttrKind::Int, serde_json::Value::Number(n)) => {
+                    AttrValue::Int(Some(n.as_i64().ok_or_else(bad)?))
+                }
+                (AttrKind::Text, serde_json::Value::Null) => AttrValue::Text(None),
+                (AttrKind::Text, serde_json::Value::String(t)) if attr != Attr::Custom => {
+                    AttrValue::Text(Some(t))
+                }
+                (AttrKind::Text, other) if attr == Attr::Custom => {
+                    AttrValue::Text(Some(other.to_string()))
+                }
+                _ => return Err(bad()),
+            };
+            out.push((attr, value));
+        }
+        Ok(AttrsPatch(out))
+    }
+}
+
+impl utoipa::PartialSchema for AttrsPatch {
+    fn schema() -> RefOr<Schema> {
+        let mut o =
+            ObjectBuilder::new().additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for attr in Attr::ALL {
+            o = o.property(attr.column(), attr_schema(attr, true));
+        }
+        o.into()
+    }
+}
+
+impl ToSchema for AttrsPatch {}
 
 /// A new SIP account; `password` is there, once, when it was generated.
 #[derive(Debug, Serialize, ToSchema)]
@@ -301,6 +446,13 @@ pub struct AccountCreated {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PasswordOut {
     pub password: String,
+}
+
+/// `{"password": "…"}` or `{"password": null}` when the password is not recoverable.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredPasswordOut {
+    #[schema(required = true)]
+    pub password: Option<String>,
 }
 
 /// `{"alias": "user@domain"}`

@@ -60,6 +60,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         accounts::get_account,
         accounts::patch_account,
         accounts::delete_account,
+        accounts::get_password,
         accounts::set_password,
         accounts::reset_password,
         accounts::list_aliases,
