@@ -81,6 +81,11 @@ async fn readme_operator_quick_start_works() {
         );
         assert!(out.contains("\"username\":\"bob\""), "{out}");
         assert!(out.contains("\"FNOA\":\"<voice-mailbox>\""), "{out}");
+        assert!(
+            out.contains("\"allowed_ips\":\"192.0.2.10/32,198.51.100.0/24\""),
+            "{out}"
+        );
+        assert!(out.contains("{\"password\":\"bob-secret\"}"), "{out}");
     }
 }
 
