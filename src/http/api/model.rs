@@ -345,6 +345,7 @@ fn attr_schema(attr: Attr, nullable: bool) -> RefOr<Schema> {
     if attr == Attr::Custom {
         // Any JSON value of at most 4 KiB.
         return ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
             .description(Some(attr_doc(attr)))
             .into();
     }
