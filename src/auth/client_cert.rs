@@ -65,6 +65,13 @@ pub fn presented(
     }))
 }
 
+/// Whether the request could not have been read on the way: it came over our TLS listener, from
+/// this host, or from a trusted (TLS-terminating) proxy. Private keys are served only then.
+pub fn confidential(parts: &Parts, peer: SocketAddr, cfg: &Config) -> bool {
+    let ip = canonical_ip(peer.ip());
+    parts.extensions.get::<Arc<TlsInfo>>().is_some() || ip.is_loopback() || is_trusted(cfg, ip)
+}
+
 fn is_trusted(cfg: &Config, ip: IpAddr) -> bool {
     cfg.trusted_proxies.iter().any(|c| c.contains(ip))
 }
@@ -93,6 +100,29 @@ pub fn decode_header(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_travel_only_over_confidential_transports() {
+        let (plain, _) = axum::http::Request::new(()).into_parts();
+        let (mut tls, _) = axum::http::Request::new(()).into_parts();
+        tls.extensions.insert(Arc::new(TlsInfo::default()));
+        let mut cfg = Config::default();
+        let remote: SocketAddr = "203.0.113.7:5000".parse().unwrap();
+        assert!(!confidential(&plain, remote, &cfg));
+        assert!(confidential(&tls, remote, &cfg));
+        assert!(confidential(
+            &plain,
+            "127.0.0.1:5000".parse().unwrap(),
+            &cfg
+        ));
+        assert!(confidential(
+            &plain,
+            "[::ffff:127.0.0.1]:5000".parse().unwrap(),
+            &cfg
+        ));
+        cfg.trusted_proxies = vec![crate::config::Cidr::parse("203.0.113.0/24").unwrap()];
+        assert!(confidential(&plain, remote, &cfg));
+    }
 
     #[test]
     fn header_forms() {

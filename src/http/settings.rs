@@ -246,6 +246,15 @@ async fn handle(
     let Some(action) = Action::from_name(name) else {
         return json_error(StatusCode::OK, "Error: invalid action");
     };
+    if matches!(action, Action::GetCrt | Action::GetP12)
+        && !client_cert::confidential(&parts, peer, &st.cfg)
+    {
+        // The answer carries the private key: never in clear over a network.
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "Error: certificates are only served over HTTPS",
+        );
+    }
     tracing::debug!(action = name, account = %account.address(), "settings action");
     match run(&st, action, &account, &params, ip).await {
         Ok(r) => r,

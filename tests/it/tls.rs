@@ -787,3 +787,60 @@ async fn cli_issue_list_revoke_crl_across_two_processes() {
         assert!(ok && stdout.lines().count() == 1, "{stdout}");
     }
 }
+
+/// A non-loopback address of this host, if it has one (`hostname -I`).
+fn non_loopback_ip() -> Option<String> {
+    let o = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_owned)
+}
+
+/// The private key never travels in clear over a network: plain HTTP from another host gets
+/// 403; the same request over HTTPS works.
+#[tokio::test]
+async fn certificates_are_not_served_over_plain_http_to_other_hosts() {
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("skipped: this host has no non-loopback IPv4 address");
+        return;
+    };
+    let ts = TestServer::start_with("sqlite", |cfg| {
+        cfg.listen = "0.0.0.0:0".into();
+        cfg.tls_listen = "0.0.0.0:0".into();
+    })
+    .await;
+    ts.fixture().await;
+    let port = ts.base.rsplit(':').next().unwrap();
+    let remote = Client::new(
+        &format!("http://{ip}:{port}"),
+        "alice",
+        ALICE_PW,
+        "example.com",
+    );
+    for action in ["action=get_crt", "action=crt", "action=get_p12&password=x"] {
+        let r = remote.get(action).await;
+        assert_eq!(r.status, 403, "{action}: {}", r.text);
+        assert!(r.text.contains("only served over HTTPS"), "{}", r.text);
+    }
+    // Other actions still work over plain HTTP.
+    assert_eq!(remote.get("action=get_identity").await.status, 200);
+    let tls_port = ts.tls_base.rsplit(':').next().unwrap();
+    let mut secure = Client::new(
+        &format!("https://{ip}:{tls_port}"),
+        "alice",
+        ALICE_PW,
+        "example.com",
+    );
+    secure.http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = secure.get("action=get_crt").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("PRIVATE KEY"));
+    ts.stop().await;
+}
