@@ -67,7 +67,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn scrape(State(st): State<AppState>) -> Response {
-    match st.metrics.render(st.services.store.pool()) {
+    let pool = st.services.store.pool();
+    match st.metrics.render(pool.size(), pool.num_idle()) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
