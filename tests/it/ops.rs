@@ -1004,3 +1004,93 @@ async fn sqlite_locked_database_answers_503_then_recovers() {
     }
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn auth_failure_kinds_are_counted() {
+    for b in backends() {
+        let ts = crate::harness::TestServer::start_with(b, |c| {
+            c.digest.nonce_lifetime_secs = 1;
+            c.throttle.max_failures = 3;
+        })
+        .await;
+        ts.fixture().await;
+        let http = reqwest::Client::new();
+        let uri = "/settings.phtml?action=get_identity&realm=example.com";
+        let send = |h: String| {
+            let http = http.clone();
+            let url = format!("{}{uri}", ts.base);
+            async move {
+                http.get(url)
+                    .header("authorization", h)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        // The same header twice: the second is a replay.
+        let h = digest_authorization(
+            &ts.base,
+            "GET",
+            uri,
+            "alice",
+            crate::harness::ALICE_PW,
+            false,
+        )
+        .await;
+        assert_eq!(send(h.clone()).await, 200);
+        assert_eq!(send(h).await, 401);
+        // A right answer to an expired nonce: stale.
+        let h = digest_authorization(
+            &ts.base,
+            "GET",
+            uri,
+            "alice",
+            crate::harness::ALICE_PW,
+            true,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(send(h).await, 401);
+        // Unknown user, wrong password, then the IP is refused.
+        let h = digest_authorization(&ts.base, "GET", uri, "nobody", "x", false).await;
+        assert_eq!(send(h).await, 401);
+        let h = digest_authorization(&ts.base, "GET", uri, "alice", "wrong", false).await;
+        assert_eq!(send(h).await, 401);
+        assert_eq!(send("Digest nonsense".into()).await, 429);
+        let m = ts
+            .server
+            .as_ref()
+            .unwrap()
+            .state
+            .metrics
+            .render(1, 1)
+            .unwrap();
+        let m = samples(&m);
+        for (kind, n) in [
+            ("digest_replay", 1.0),
+            ("digest_stale_nonce", 1.0),
+            ("digest_unknown_user", 1.0),
+            ("digest_bad_response", 1.0),
+            ("throttled", 1.0),
+        ] {
+            assert_eq!(
+                sample(
+                    &m,
+                    &format!("sipsettings_auth_failures_total{{kind=\"{kind}\"}}")
+                ),
+                n,
+                "{b} {kind}"
+            );
+        }
+        assert_eq!(
+            sample(
+                &m,
+                "sipsettings_http_requests_total{surface=\"settings\",action=\"get_identity\",method=\"GET\",status=\"429\"}"
+            ),
+            1.0
+        );
+        ts.stop().await;
+    }
+}
