@@ -541,8 +541,9 @@ async fn log_filter_from_sipsettings_log_or_rust_log() {
 
 /// Sends SIGTERM to a child process.
 fn sigterm(srv: &Served) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &srv.child.id().to_string()])
+    // The shell's builtin: no dependence on a `kill` binary being installed.
+    let ok = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", srv.child.id())])
         .status()
         .unwrap()
         .success();
