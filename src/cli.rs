@@ -303,7 +303,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, cfg)) {
+    let result = runtime.block_on(run(cli.command, cfg));
+    // Work still running (requests abandoned after the shutdown timeout, a blocking read)
+    // must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -312,17 +316,49 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr. The filter is `log` (`SIPSETTINGS_LOG`) when set, else `RUST_LOG`,
+/// else `info` for `serve` and `warn` for the other commands.
 fn init_logging(cfg: &Config, serving: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if serving { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let (source, wanted) = if !cfg.log.trim().is_empty() {
+        ("SIPSETTINGS_LOG", cfg.log.trim().to_owned())
+    } else {
+        match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => ("RUST_LOG", v),
+            _ => ("", String::new()),
+        }
+    };
+    let mut bad = None;
+    let filter = if wanted.is_empty() {
+        EnvFilter::new(default)
+    } else {
+        match EnvFilter::try_new(&wanted) {
+            Ok(f) => f,
+            Err(e) => {
+                bad = Some(format!(
+                    "invalid log filter in {source} ({e}); using \"{default}\""
+                ));
+                EnvFilter::new(default)
+            }
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if cfg.log_format.eq_ignore_ascii_case("json") {
         let _ = builder.json().try_init();
     } else {
+        if !cfg.log_format.eq_ignore_ascii_case("text") {
+            bad.get_or_insert(format!(
+                "unknown log_format {:?}; using text",
+                cfg.log_format
+            ));
+        }
         let _ = builder.try_init();
+    }
+    if let Some(w) = bad {
+        tracing::warn!("{w}");
     }
 }
 
@@ -853,16 +889,27 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         let _ = writeln!(out, "{banner}");
         let _ = out.flush();
     }
+    if let Some(m) = server.metrics_addr {
+        tracing::info!("metrics on http://{m}/metrics");
+    }
     let stop = server.shutdown_handle();
+    let grace = cfg.shutdown_timeout_secs;
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests (at most {grace} s)");
         if let Some(tx) = stop {
             let _ = tx.send(());
         }
     });
     let result = server.wait().await;
-    services.store.close().await;
+    // Closing waits for connections still lent to abandoned requests: bound it.
+    if tokio::time::timeout(Duration::from_secs(2), services.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: the store did not close within 2 s");
+    }
+    tracing::info!("shutdown complete");
     result
 }
 

@@ -181,6 +181,14 @@ pub struct Config {
     pub secret_key: Secret,
     /// `text` or `json`.
     pub log_format: String,
+    /// Log filter in `RUST_LOG` syntax (e.g. `info,sipsettings=debug`). Empty = `RUST_LOG`,
+    /// else `info` for `serve` and `warn` for the other commands.
+    pub log: String,
+    /// Address of the Prometheus `/metrics` listener; empty = no metrics. Never served on
+    /// the public listeners: bind it to an address only the scraper reaches.
+    pub metrics_listen: String,
+    /// Seconds `serve` waits for in-flight requests after SIGTERM/SIGINT before it exits anyway.
+    pub shutdown_timeout_secs: u64,
     /// Largest accepted request body in bytes (413 above it).
     pub max_body_bytes: usize,
     /// Seconds a request may take before it is answered with 503.
@@ -278,7 +286,8 @@ impl Default for TlsConfig {
 pub struct DatabaseConfig {
     /// Pool size (SQLite readers; writes are serialised anyway).
     pub max_connections: u32,
-    /// Seconds to wait for a pooled connection before answering 503.
+    /// Seconds to wait for a pooled connection before answering 503. This also bounds how
+    /// long a request waits while the database is down (new connections are retried until then).
     pub acquire_timeout_secs: u64,
     /// Milliseconds an account row may serve authentication from memory (0 = always read).
     /// Changes through this server, or any replica on PostgreSQL, evict it at once; this
@@ -314,6 +323,9 @@ impl Default for Config {
             tls_listen: "127.0.0.1:8443".into(),
             secret_key: Secret::default(),
             log_format: "text".into(),
+            log: String::new(),
+            metrics_listen: String::new(),
+            shutdown_timeout_secs: 10,
             max_body_bytes: 24 * 1024 * 1024,
             request_timeout_secs: 30,
             trusted_proxies: Vec::new(),

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod tls;

@@ -1,9 +1,11 @@
 //! HTTP: the router, shared state, client addresses, and the server loop.
 
 pub mod api;
+pub mod metrics;
 pub mod params;
 pub mod settings;
 
+use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::digest::NonceManager;
 use crate::auth::throttle::Throttle;
 use crate::config::{Config, canonical_ip};
+use crate::metrics::Metrics;
 use crate::service::Services;
 use crate::util::now;
 
@@ -33,6 +36,8 @@ pub struct AppState {
     pub nonces: Arc<NonceManager>,
     pub throttle: Arc<Throttle>,
     pub cfg: Arc<Config>,
+    /// This server's own registry (several servers may share a process).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -41,6 +46,7 @@ impl AppState {
         Self {
             throttle: Arc::new(Throttle::new(cfg.throttle.clone())),
             nonces: Arc::new(nonces),
+            metrics: Arc::new(Metrics::new(cfg.database.max_connections.max(1))),
             services,
             cfg: Arc::new(cfg),
         }
@@ -91,15 +97,25 @@ pub fn router(state: AppState) -> Router {
         }))
         // Every error under /api/v1/ is a problem document, also those made above.
         .layer(axum::middleware::from_fn(api::problems_only))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        // Every line logged while a request is handled carries its `request_id` (the
+        // client's `X-Request-Id`, or a generated UUID). Headers and query strings are not
+        // logged: they carry credentials (Authorization, get_p12's password).
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                let id = req
+                let id: String = req
                     .headers()
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+                    .unwrap_or("-")
+                    .chars()
+                    .take(128)
+                    .collect();
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -161,18 +177,22 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The HTTPS listener, when `tls_listen` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// The Prometheus listener, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, lets in-flight requests finish (at most `shutdown_timeout_secs`),
+    /// and waits.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+        let bound = self.state.shutdown_timeout() + Duration::from_secs(5);
+        let _ = tokio::time::timeout(bound, &mut self.task).await;
     }
 
     pub async fn wait(self) -> anyhow::Result<()> {
@@ -184,6 +204,13 @@ impl RunningServer {
 
     pub fn shutdown_handle(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
         self.shutdown.take()
+    }
+}
+
+impl AppState {
+    /// How long a shutdown waits for in-flight requests.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.shutdown_timeout_secs)
     }
 }
 
@@ -269,7 +296,39 @@ async fn start_tls(state: &AppState, app: Router) -> anyhow::Result<Option<TlsLi
     }))
 }
 
-/// Binds the listeners (HTTP, and HTTPS when configured) and starts serving.
+/// The `/metrics` listener, when configured: its own socket and router, so the public
+/// listeners never serve metrics.
+async fn start_metrics(
+    state: &AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)>> {
+    let listen = state.cfg.metrics_listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (metrics): {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = metrics::router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped(stop))
+            .await
+    });
+    Ok(Some((addr, task)))
+}
+
+/// Resolves once the shutdown flag is raised (or its sender is gone).
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Binds the listeners (HTTP, HTTPS and metrics when configured) and starts serving.
+///
+/// Shutdown: the listeners stop accepting, idle connections close, requests in flight are
+/// answered; after `shutdown_timeout_secs` the remaining ones are abandoned (their
+/// transactions either committed before the answer or roll back with the connection).
 pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind(&state.cfg.listen)
         .await
@@ -278,6 +337,9 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
     let app = router(state.clone());
     let tls = start_tls(&state, app.clone()).await?;
     let tls_addr = tls.as_ref().map(|t| t.addr);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = start_metrics(&state, stop_rx.clone()).await?;
+    let metrics_addr = metrics.as_ref().map(|m| m.0);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let nonces = state.nonces.clone();
     tokio::spawn(async move {
@@ -287,33 +349,59 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
             nonces.sweep(now());
         }
     });
+    // One signal for every listener.
+    tokio::spawn(async move {
+        let _ = rx.await;
+        let _ = stop_tx.send(true);
+    });
+    let grace = state.shutdown_timeout();
     let tls_handle = tls.as_ref().map(|t| t.handle.clone());
+    let http_stop = stop_rx.clone();
     let task = tokio::spawn(async move {
-        let result = axum::serve(
+        let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
-            let _ = rx.await;
+            stopped(http_stop).await;
             if let Some(h) = tls_handle {
-                h.graceful_shutdown(Some(Duration::from_secs(30)));
+                h.graceful_shutdown(Some(grace));
             }
         })
-        .await;
-        if let Some(t) = tls {
-            t.handle.graceful_shutdown(Some(Duration::from_secs(30)));
-            t.refresher.abort();
-            match t.task.await {
-                Ok(Err(e)) => tracing::warn!("HTTPS listener error: {e}"),
-                Err(e) => tracing::warn!("HTTPS listener task failed: {e}"),
-                Ok(Ok(())) => {}
+        .into_future();
+        // axum waits for every connection to finish; bound that by the grace period.
+        let result = tokio::select! {
+            r = serve => r,
+            () = async {
+                stopped(stop_rx).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(
+                    "shutdown: requests still in flight after {} s are abandoned",
+                    grace.as_secs()
+                );
+                Ok(())
             }
+        };
+        if let Some(t) = tls {
+            t.handle.graceful_shutdown(Some(grace));
+            t.refresher.abort();
+            match tokio::time::timeout(grace + Duration::from_secs(1), t.task).await {
+                Ok(Ok(Err(e))) => tracing::warn!("HTTPS listener error: {e}"),
+                Ok(Err(e)) => tracing::warn!("HTTPS listener task failed: {e}"),
+                Ok(Ok(Ok(()))) | Err(_) => {}
+            }
+        }
+        if let Some((_, m)) = metrics {
+            // Scrapes are quick; do not let a stuck scraper hold the exit.
+            let _ = tokio::time::timeout(Duration::from_secs(1), m).await;
         }
         result
     });
     Ok(RunningServer {
         addr,
         tls_addr,
+        metrics_addr,
         state,
         shutdown: Some(tx),
         task,

@@ -12,12 +12,14 @@ use axum::routing::any;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::metrics::ActionLabel;
 use super::params::Params;
 use crate::auth::client_cert::{self, CertSource};
 use crate::auth::digest::{self, Algorithm, NonceCheck};
 use crate::auth::throttle::Verdict;
 use crate::domain::{Account, Forwarding};
 use crate::error::ServiceError;
+use crate::metrics::AuthFailure;
 use crate::service::journal::{MAX_GET_LIMIT, journal_id_of};
 use crate::service::{CallView, CertAuthError, VoicemailView};
 use crate::store::JournalQuery;
@@ -62,6 +64,39 @@ pub enum Action {
 }
 
 impl Action {
+    /// The canonical name (the first of `from_name`'s names for this action).
+    pub fn name(self) -> &'static str {
+        use Action::*;
+        match self {
+            Identity => "get_identity",
+            Aliases => "get_aliases",
+            AddAlias => "add_alias",
+            DeleteAlias => "delete_alias",
+            Enum => "get_enum",
+            History => "get_history",
+            Devices => "get_devices",
+            Prepaid => "get_prepaid",
+            BalanceHistory => "get_balance_history",
+            MonthlyUsage => "get_monthly_usage",
+            GetForwarding => "get_call_forwarding",
+            SetForwarding => "set_call_forwarding",
+            GetAcceptRules => "get_accept_rules",
+            SetAcceptRules => "set_accept_rules",
+            GetRejectRules => "get_reject_rules",
+            SetRejectRules => "set_reject_rules",
+            Voicemail => "get_voicemail",
+            DndOn => "set_dnd_on",
+            DndOff => "set_dnd_off",
+            PrivacyOn => "set_privacy_on",
+            PrivacyOff => "set_privacy_off",
+            JournalGet => "get_journal_entries",
+            JournalPut => "put_journal_entries",
+            JournalDelete => "delete_journal_entries",
+            GetCrt => "get_crt",
+            GetP12 => "get_p12",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Action> {
         use Action::*;
         Some(match name {
@@ -94,6 +129,13 @@ impl Action {
             _ => return None,
         })
     }
+}
+
+/// The metrics label of an `action` value: its canonical name, or `unknown` (bounded).
+pub fn action_label(name: Option<impl AsRef<str>>) -> &'static str {
+    name.and_then(|n| Action::from_name(n.as_ref()))
+        .map(Action::name)
+        .unwrap_or("unknown")
 }
 
 const JSON_TYPE: &str = "application/json; charset=utf-8";
@@ -204,6 +246,7 @@ async fn handle(
 ) -> Response {
     let ip = st.client_ip(peer, req.headers());
     if let Verdict::Banned(secs) = st.throttle.check(ip, now()) {
+        st.metrics.auth_failure(AuthFailure::Throttled);
         let mut r = json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed authentication attempts, try again later",
@@ -217,12 +260,25 @@ async fn handle(
         Ok(p) => p,
         Err(r) => return r,
     };
+    let label = action_label(params.get("action").ok().flatten());
+    let mut r = handle_params(&st, peer, ip, &params, &parts).await;
+    r.extensions_mut().insert(ActionLabel(label));
+    r
+}
+
+async fn handle_params(
+    st: &AppState,
+    peer: SocketAddr,
+    ip: IpAddr,
+    params: &Params,
+    parts: &axum::http::request::Parts,
+) -> Response {
     // A client certificate (TLS, or a trusted proxy's header) identifies the caller;
     // without one the request falls back to digest.
-    let account = match client_cert::presented(&parts, peer, &st.cfg) {
-        Ok(Some(cert)) => authenticate_cert(&st, &cert.der, cert.source, ip).await,
-        Ok(None) => authenticate(&st, &parts, &params, ip).await,
-        Err(reason) => Err(cert_failure(&st, ip, "-", reason).await),
+    let account = match client_cert::presented(parts, peer, &st.cfg) {
+        Ok(Some(cert)) => authenticate_cert(st, &cert.der, cert.source, ip).await,
+        Ok(None) => authenticate(st, parts, params, ip).await,
+        Err(reason) => Err(cert_failure(st, ip, "-", reason).await),
     };
     let account = match account {
         Ok(a) => a,
@@ -247,7 +303,7 @@ async fn handle(
         return json_error(StatusCode::OK, "Error: invalid action");
     };
     if matches!(action, Action::GetCrt | Action::GetP12)
-        && !client_cert::confidential(&parts, peer, &st.cfg)
+        && !client_cert::confidential(parts, peer, &st.cfg)
     {
         // The answer carries the private key: never in clear over a network.
         return json_error(
@@ -256,7 +312,7 @@ async fn handle(
         );
     }
     tracing::debug!(action = name, account = %account.address(), "settings action");
-    match run(&st, action, &account, &params, ip).await {
+    match run(st, action, &account, params, ip).await {
         Ok(r) => r,
         // put_journal_entries errors carry an empty result list, as the original's.
         Err(ServiceError::Invalid(m)) if action == Action::JournalPut => ok(json!({
@@ -297,6 +353,8 @@ async fn auth_failure(
         log_safe(user),
         log_safe(realm)
     );
+    st.metrics
+        .auth_failure(AuthFailure::of_digest_reason(reason));
     let delay = st.throttle.fail(ip, now());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -310,6 +368,7 @@ async fn cert_failure(st: &AppState, ip: IpAddr, address: &str, reason: &str) ->
         "auth failure ip={ip} user={} reason={reason}",
         log_safe(address)
     );
+    st.metrics.auth_failure(AuthFailure::CertRefused);
     let delay = st.throttle.fail(ip, now());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -343,6 +402,7 @@ async fn authenticate_cert(
                 "auth failure ip={ip} user={} reason=blocked",
                 log_safe(&a.address())
             );
+            st.metrics.auth_failure(AuthFailure::AccountBlocked);
             Err(json_error(
                 StatusCode::FORBIDDEN,
                 &format!("Error: account {} is blocked", a.address()),
@@ -466,6 +526,7 @@ async fn authenticate(
         return Err(auth_failure(st, ip, &user, &realm, "bad_password").await);
     }
     if nonce_state == NonceCheck::Stale {
+        st.metrics.auth_failure(AuthFailure::DigestStaleNonce);
         return Err(challenge(
             st,
             &realm,
@@ -482,6 +543,7 @@ async fn authenticate(
             log_safe(&user),
             log_safe(&realm)
         );
+        st.metrics.auth_failure(AuthFailure::AccountBlocked);
         return Err(json_error(
             StatusCode::FORBIDDEN,
             &format!("Error: account {} is blocked", account.address()),
@@ -765,6 +827,13 @@ async fn run(
             let uuid = params.get("uuid").map_err(ServiceError::Invalid)?;
             let data = params.get("data").map_err(ServiceError::Invalid)?;
             let results = s.journal_put(a, uuid, data, &ip.to_string()).await?;
+            let added = results.iter().filter(|r| r.added).count();
+            let removed = results
+                .iter()
+                .filter(|r| !r.added && r.journal_id.is_some())
+                .count();
+            st.metrics.journal_written(added as u64);
+            st.metrics.journal_deleted(removed as u64);
             ok(json!({
                 "success": true,
                 "results": results.into_iter().map(|r| json!({
@@ -853,6 +922,7 @@ async fn run(
                 },
             };
             let n = s.journal_delete(a, &ids).await?;
+            st.metrics.journal_deleted(n);
             ok(json!({"success": true, "deleted": n}))
         }
         Action::GetCrt => {

@@ -19,6 +19,8 @@ pub const MAX_DELETE_IDS: usize = 5000;
 pub struct PutResult {
     pub client_id: Option<String>,
     pub journal_id: Option<i64>,
+    /// An `add` row (else a `remove`, which deleted `journal_id` when it is set).
+    pub added: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +193,7 @@ impl Services {
                     results.push(PutResult {
                         client_id,
                         journal_id: Some(id),
+                        added: true,
                     });
                 }
                 RowOp::Remove {
@@ -207,6 +210,7 @@ impl Services {
                     results.push(PutResult {
                         client_id,
                         journal_id: removed,
+                        added: false,
                     });
                 }
             }

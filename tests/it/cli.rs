@@ -20,7 +20,7 @@ fn cmd(b: &Backing, args: &[&str]) -> Command {
 }
 
 /// Runs a command; returns (success, stdout, stderr).
-fn run(b: &Backing, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub fn run(b: &Backing, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut c = cmd(b, args);
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -44,7 +44,7 @@ fn run(b: &Backing, args: &[&str], stdin: Option<&str>) -> (bool, String, String
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

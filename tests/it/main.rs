@@ -12,5 +12,6 @@ mod isolation;
 mod journal;
 mod openapi;
 mod operator;
+mod ops;
 mod readme;
 mod tls;

@@ -25,6 +25,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use crate::auth::throttle::Verdict;
 use crate::error::ServiceError;
+use crate::metrics::AuthFailure;
 use crate::service::tenancy::Operator;
 use crate::util::now;
 
@@ -265,13 +266,16 @@ pub async fn authenticate_operator(
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let ip = st.client_ip(peer, &parts.headers);
     if let Verdict::Banned(_) = st.throttle.check(ip, now()) {
+        st.metrics.auth_failure(AuthFailure::Throttled);
         return Err(OperatorAuthError::Throttled);
     }
     let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(OperatorAuthError::Unauthorized("authentication required"));
     };
     let h = h.to_str().unwrap_or("");
+    let mut kind = AuthFailure::OperatorMalformed;
     let (user, found) = if let Some(token) = h.strip_prefix("Bearer ") {
+        kind = AuthFailure::OperatorBearer;
         (
             "token".to_owned(),
             st.services
@@ -280,6 +284,7 @@ pub async fn authenticate_operator(
                 .map_err(OperatorAuthError::Service)?,
         )
     } else if let Some(b64) = h.strip_prefix("Basic ") {
+        kind = AuthFailure::OperatorBasic;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .ok()
@@ -310,6 +315,7 @@ pub async fn authenticate_operator(
             tracing::warn!(
                 "auth failure ip={ip} user={safe}@operator reason=bad_operator_credentials"
             );
+            st.metrics.auth_failure(kind);
             let delay = st.throttle.fail(ip, now());
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -329,11 +335,28 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Under `/api/v1/`, every error is a problem document: answers that axum or a layer made
 /// without one (405 with its `Allow`, 413, a timeout's 503, a caught panic's 500) get one.
+/// Elsewhere, every 503 says when to retry.
 pub async fn problems_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let api = req.uri().path().starts_with("/api/v1/");
     let r = next.run(req).await;
     let status = r.status();
-    if !api || status.as_u16() < 400 {
+    if !api {
+        // Elsewhere a timeout's bare 503 gets the settings JSON error shape and Retry-After,
+        // like the store's own 503.
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !r.headers().contains_key(header::RETRY_AFTER)
+        {
+            let mut p = crate::http::settings::json_error(
+                status,
+                "Service temporarily unavailable, please retry",
+            );
+            p.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return p;
+        }
+        return r;
+    }
+    if status.as_u16() < 400 {
         return r;
     }
     let is_problem = r
