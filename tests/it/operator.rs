@@ -52,6 +52,26 @@ impl Op<'_> {
     }
 }
 
+/// An operator client with a fresh Bearer token of the operator `name`.
+async fn bearer_op<'a>(ts: &'a TestServer, name: &str) -> Op<'a> {
+    let row = ts
+        .services
+        .store
+        .operator_by_name(name)
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, token) = ts
+        .services
+        .create_token(&Services::cli_admin(), row.id, "t", None)
+        .await
+        .unwrap();
+    Op {
+        base: &ts.base,
+        auth: format!("Bearer {token}"),
+    }
+}
+
 fn basic(name: &str) -> String {
     use base64::Engine;
     format!(
@@ -151,22 +171,7 @@ async fn scope_table_every_endpoint_every_role() {
         let ops = ["admin", "res1", "res2", "owner1", "manager1", "viewer1"];
         for opname in ops {
             // Bearer tokens here: argon2 per request would make this table slow in debug builds.
-            let row = ts
-                .services
-                .store
-                .operator_by_name(opname)
-                .await
-                .unwrap()
-                .unwrap();
-            let (_, token) = ts
-                .services
-                .create_token(&Services::cli_admin(), row.id, "t", None)
-                .await
-                .unwrap();
-            let op = Op {
-                base: &ts.base,
-                auth: format!("Bearer {token}"),
-            };
+            let op = bearer_op(&ts, opname).await;
             let (st, list, _) = op.call("GET", "/api/v1/accounts?limit=500", None).await;
             assert_eq!(st, 200);
             let mut seen: Vec<String> = list["items"]
@@ -629,25 +634,7 @@ async fn account_attributes_through_api_v1() {
         let w = world(&ts.services).await;
         let mut auth = std::collections::HashMap::new();
         for name in ["admin", "res1", "owner1", "manager1", "viewer1"] {
-            let row = ts
-                .services
-                .store
-                .operator_by_name(name)
-                .await
-                .unwrap()
-                .unwrap();
-            let (_, token) = ts
-                .services
-                .create_token(&Services::cli_admin(), row.id, "t", None)
-                .await
-                .unwrap();
-            auth.insert(
-                name,
-                Op {
-                    base: &ts.base,
-                    auth: format!("Bearer {token}"),
-                },
-            );
+            auth.insert(name, bearer_op(&ts, name).await);
         }
         let id_of = |u: &str| w.accounts.iter().find(|(n, _)| *n == u).unwrap().1;
         let a1 = format!("/api/v1/accounts/{}", id_of("a1"));

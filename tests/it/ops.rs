@@ -65,6 +65,22 @@ fn sample(m: &BTreeMap<String, f64>, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample {key} in {:#?}", m.keys().collect::<Vec<_>>()))
 }
 
+/// Migrates the store and adds the operator `admin` (ADMIN, password `admin-pw`) with the CLI.
+fn migrate_with_admin(bk: &Backing) {
+    assert!(run(bk, &["migrate"], None).0);
+    let args = [
+        "operator",
+        "add",
+        "admin",
+        "--role",
+        "ADMIN",
+        "--password",
+        "admin-pw",
+    ];
+    let (ok, _, err) = run(bk, &args, None);
+    assert!(ok, "{err}");
+}
+
 fn bearer_token(bk: &Backing, operator: &str) -> String {
     let (ok, out, err) = run(bk, &["operator", "token", "create", operator], None);
     assert!(ok, "{err}");
@@ -76,21 +92,7 @@ async fn metrics_listener_counts_requests() {
     init_crypto();
     for b in backends() {
         let bk = Backing::new(b).await;
-        assert!(run(&bk, &["migrate"], None).0);
-        let (ok, _, err) = run(
-            &bk,
-            &[
-                "operator",
-                "add",
-                "admin",
-                "--role",
-                "ADMIN",
-                "--password",
-                "admin-pw",
-            ],
-            None,
-        );
-        assert!(ok, "{err}");
+        migrate_with_admin(&bk);
         let mport = free_port();
         let srv = serve(
             &bk,
@@ -843,21 +845,7 @@ async fn postgres_outage_answers_503_and_recovers() {
     let (_, upstream) = with_host_port(&direct, "x");
     let proxy = Proxy::start(&upstream).await;
     let (via_proxy, _) = with_host_port(&direct, &proxy.addr.to_string());
-    assert!(run(&bk, &["migrate"], None).0);
-    let (ok, _, err) = run(
-        &bk,
-        &[
-            "operator",
-            "add",
-            "admin",
-            "--role",
-            "ADMIN",
-            "--password",
-            "admin-pw",
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    migrate_with_admin(&bk);
     let mut srv = serve(
         &bk,
         &["--demo"],
