@@ -866,7 +866,11 @@ impl CopyProgress {
         }
         self.last_draw = std::time::Instant::now();
         let width = 30u64;
-        let filled = if total == 0 { width } else { done * width / total };
+        let filled = if total == 0 {
+            width
+        } else {
+            done * width / total
+        };
         let bar: String = (0..width)
             .map(|i| if i < filled { '#' } else { '-' })
             .collect();
@@ -890,8 +894,16 @@ async fn migrate_store(from: &str, to: &str, force: bool) -> anyhow::Result<()> 
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:<24} {:>12} {:>12}", "table", "source", "target")?;
     for t in &report.tables {
-        let flag = if t.source == t.target { "" } else { "  MISMATCH" };
-        writeln!(out, "{:<24} {:>12} {:>12}{flag}", t.table, t.source, t.target)?;
+        let flag = if t.source == t.target {
+            ""
+        } else {
+            "  MISMATCH"
+        };
+        writeln!(
+            out,
+            "{:<24} {:>12} {:>12}{flag}",
+            t.table, t.source, t.target
+        )?;
     }
     let bad = report.mismatches();
     if !bad.is_empty() {

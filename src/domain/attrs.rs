@@ -248,10 +248,22 @@ impl Attr {
     pub fn kind(self) -> AttrKind {
         use Attr::*;
         match self {
-            AllowExternalCalls | UseAllowedIps | IncomingInternal | IncomingExternal
-            | OutgoingInternal | OutgoingExternal | OnDemand | AlwaysFailover | UsageBlock
-            | HighRate | International | ClipSa | StripDkCountryCode | PrefixMobileOriginated
-            | AlwaysDefaultNumber | AlwaysSecretNumber => AttrKind::Flag,
+            AllowExternalCalls
+            | UseAllowedIps
+            | IncomingInternal
+            | IncomingExternal
+            | OutgoingInternal
+            | OutgoingExternal
+            | OnDemand
+            | AlwaysFailover
+            | UsageBlock
+            | HighRate
+            | International
+            | ClipSa
+            | StripDkCountryCode
+            | PrefixMobileOriginated
+            | AlwaysDefaultNumber
+            | AlwaysSecretNumber => AttrKind::Flag,
             InternalCallerId | ExternalCallerId | Port | Pbx | InvoicedUntil | BillingCustomer => {
                 AttrKind::Int
             }

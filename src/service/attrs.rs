@@ -9,8 +9,7 @@ use super::Services;
 use super::tenancy::Operator;
 use crate::domain::validate;
 use crate::domain::{
-    Account, AccountFilter, AccountQuery, AccountView, Attr, AttrKind, AttrValue, CONNECTIONS,
-    Role,
+    Account, AccountFilter, AccountQuery, AccountView, Attr, AttrKind, AttrValue, CONNECTIONS, Role,
 };
 use crate::error::{ServiceError, ServiceResult};
 use crate::util::now;
@@ -87,7 +86,10 @@ pub fn normalize_attr(attr: Attr, value: AttrValue) -> ServiceResult<AttrValue> 
                 Attr::Connection => {
                     let up = t.to_ascii_uppercase();
                     if !CONNECTIONS.contains(&up.as_str()) {
-                        return Err(invalid(attr, format!("use one of {}", CONNECTIONS.join(", "))));
+                        return Err(invalid(
+                            attr,
+                            format!("use one of {}", CONNECTIONS.join(", ")),
+                        ));
                     }
                     up
                 }
@@ -95,15 +97,17 @@ pub fn normalize_attr(attr: Attr, value: AttrValue) -> ServiceResult<AttrValue> 
                     if t.len() > MAX_CUSTOM_BYTES {
                         return Err(invalid(attr, "at most 4 KiB of JSON"));
                     }
-                    let v: serde_json::Value = serde_json::from_str(&t)
-                        .map_err(|_| invalid(attr, "not valid JSON"))?;
+                    let v: serde_json::Value =
+                        serde_json::from_str(&t).map_err(|_| invalid(attr, "not valid JSON"))?;
                     if v.is_null() {
                         return Ok(AttrValue::Text(None));
                     }
                     v.to_string()
                 }
                 Attr::Notes => {
-                    if t.chars().count() > MAX_NOTES || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                    if t.chars().count() > MAX_NOTES
+                        || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+                    {
                         return Err(invalid(attr, "at most 4096 characters"));
                     }
                     t
@@ -115,13 +119,20 @@ pub fn normalize_attr(attr: Attr, value: AttrValue) -> ServiceResult<AttrValue> 
             };
             Ok(AttrValue::Text(Some(t)))
         }
-        (kind, _) => Err(invalid(attr, format!("expected a {kind:?} value").to_lowercase())),
+        (kind, _) => Err(invalid(
+            attr,
+            format!("expected a {kind:?} value").to_lowercase(),
+        )),
     }
 }
 
 impl Services {
     /// The account with this public id, if the operator's scope holds it (else not found).
-    pub async fn account_by_public_id(&self, op: &Operator, public_id: &str) -> ServiceResult<Account> {
+    pub async fn account_by_public_id(
+        &self,
+        op: &Operator,
+        public_id: &str,
+    ) -> ServiceResult<Account> {
         let id = self
             .store
             .account_id_by_public_id(public_id)
@@ -172,10 +183,7 @@ impl Services {
                 "the page must hold 0 to {MAX_PAGE} accounts from offset 0 on"
             )));
         }
-        let (total, rows) = self
-            .store
-            .search_accounts(&op.filter(), q, now())
-            .await?;
+        let (total, rows) = self.store.search_accounts(&op.filter(), q, now()).await?;
         Ok((total, self.complete_views(rows).await?))
     }
 

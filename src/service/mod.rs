@@ -20,8 +20,8 @@ use crate::domain::Account;
 use crate::store::Store;
 use crate::tls::Ca;
 
-pub use attrs::{MAX_PAGE, MonthUsage, normalize_attr, search_filter};
 pub use accounts::{Identity, effective_no_answer_timeout, split_address};
+pub use attrs::{MAX_PAGE, MonthUsage, normalize_attr, search_filter};
 pub use certs::{CertAuthError, P12_PASSWORD_ERROR};
 pub use feeds::{CallOutcome, NewVoicemail, TRANSPORTS};
 pub use history::{ActiveCall, BalanceMove, CallHistory, CallView, Device, MonthlyUsage, Prepaid};

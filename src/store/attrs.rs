@@ -102,9 +102,9 @@ impl Store {
             attrs_columns!(),
             " FROM accounts a WHERE a.id = $1"
         ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     pub async fn account_attrs_tx(
@@ -117,9 +117,9 @@ impl Store {
             attrs_columns!(),
             " FROM accounts a WHERE a.id = $1"
         ))
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await
     }
 
     /// The account id of a public id.
@@ -192,8 +192,11 @@ impl Store {
                 ));
             }
         }
-        let live_exists =
-            |m: &str| format!("EXISTS (SELECT 1 FROM registrations r WHERE r.account_id = a.id AND r.expires_at > {m})");
+        let live_exists = |m: &str| {
+            format!(
+                "EXISTS (SELECT 1 FROM registrations r WHERE r.account_id = a.id AND r.expires_at > {m})"
+            )
+        };
         for f in &q.filters {
             match f {
                 AccountFilter::Customers(ids) => {
@@ -222,10 +225,7 @@ impl Store {
                     w.push(&format!(" AND a.external_caller_id IN ({m})"));
                 }
                 AccountFilter::Search(s) => {
-                    let m = w.bind(Bind::Text(format!(
-                        "%{}%",
-                        like_escape(&s.to_lowercase())
-                    )));
+                    let m = w.bind(Bind::Text(format!("%{}%", like_escape(&s.to_lowercase()))));
                     w.push(&format!(
                         " AND (LOWER(COALESCE(a.name, '')) LIKE {m} ESCAPE '\\' \
                          OR a.username LIKE {m} ESCAPE '\\' \

@@ -110,9 +110,8 @@ pub async fn backup_sqlite(url: &str, out: &Path, force: bool) -> anyhow::Result
             std::fs::rename(&tmp, out)?;
         } else {
             // A hard link fails if `out` appeared meanwhile: never replace without --force.
-            std::fs::hard_link(&tmp, out).map_err(|e| {
-                anyhow::anyhow!("cannot create {}: {e}", out.display())
-            })?;
+            std::fs::hard_link(&tmp, out)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
             std::fs::remove_file(&tmp)?;
         }
         anyhow::Ok(())
@@ -188,12 +187,11 @@ mod tests {
             url_without_password("postgres://:pw@db/x"),
             "postgres://db/x"
         );
-        assert_eq!(
-            url_without_password("postgres://db/x"),
-            "postgres://db/x"
-        );
+        assert_eq!(url_without_password("postgres://db/x"), "postgres://db/x");
         let advice = pg_dump_advice("postgres://u:hunter2@db/x", Path::new("it's.dump"));
         assert!(!advice.contains("hunter2"));
-        assert!(advice.contains("pg_dump --format=custom --file='it'\\''s.dump' 'postgres://u@db/x'"));
+        assert!(
+            advice.contains("pg_dump --format=custom --file='it'\\''s.dump' 'postgres://u@db/x'")
+        );
     }
 }

@@ -486,7 +486,11 @@ fn convert(v: Val, to: Kind, table: &str, column: &str) -> anyhow::Result<Val> {
     })
 }
 
-fn bind(q: Query<'_, sqlx::Any, AnyArguments>, v: Val, kind: Kind) -> Query<'_, sqlx::Any, AnyArguments> {
+fn bind(
+    q: Query<'_, sqlx::Any, AnyArguments>,
+    v: Val,
+    kind: Kind,
+) -> Query<'_, sqlx::Any, AnyArguments> {
     match v {
         Val::Null => match kind {
             Kind::Int => q.bind(None::<i64>),
@@ -526,7 +530,9 @@ async fn read_all(conn: &mut AnyConnection, t: &Table) -> anyhow::Result<Vec<Vec
         format!(" ORDER BY {}", cols.join(", "))
     };
     let sql = format!("SELECT {} FROM {}{order}", select_list(t), ident(&t.name));
-    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter().map(row_values).collect()
 }
 
@@ -625,10 +631,7 @@ async fn write_batch(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_stmt).collect();
-        let mut sql = format!(
-            "INSERT INTO {} ({col_list}) VALUES ",
-            ident(&target.name)
-        );
+        let mut sql = format!("INSERT INTO {} ({col_list}) VALUES ", ident(&target.name));
         let mut n = 0usize;
         for r in 0..chunk.len() {
             sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -760,9 +763,9 @@ async fn source_counters(
             for t in tables {
                 for c in t.columns.iter().filter(|c| c.kind == Kind::Int) {
                     if let Some(seq) = serial_sequence(conn, &t.name, &c.name).await? {
-                        let (last, called): (i64, bool) = sqlx::query_as(AssertSqlSafe(
-                            format!("SELECT last_value, is_called FROM {seq}"),
-                        ))
+                        let (last, called): (i64, bool) = sqlx::query_as(AssertSqlSafe(format!(
+                            "SELECT last_value, is_called FROM {seq}"
+                        )))
                         .fetch_one(&mut *conn)
                         .await?;
                         out.insert(
@@ -783,13 +786,11 @@ async fn serial_sequence(
     table: &str,
     column: &str,
 ) -> anyhow::Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
-            .bind(ident(table))
-            .bind(column)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+    Ok(sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+        .bind(ident(table))
+        .bind(column)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// Sets every id generator of the target past both the copied ids and the source's mark.
@@ -876,7 +877,10 @@ pub struct TransferReport {
 
 impl TransferReport {
     pub fn mismatches(&self) -> Vec<&TableCount> {
-        self.tables.iter().filter(|t| t.source != t.target).collect()
+        self.tables
+            .iter()
+            .filter(|t| t.source != t.target)
+            .collect()
     }
 }
 
@@ -1028,6 +1032,34 @@ pub async fn migrate_store(
     Ok(TransferReport { tables })
 }
 
+/// One row: column name → value.
+pub type NamedRow = BTreeMap<String, Val>;
+
+/// Every row of every table but `_sqlx_migrations`, ordered by primary key, as stored: lets
+/// two stores be compared value by value (the test suite does, after `migrate_store`).
+pub async fn dump(url: &str) -> anyhow::Result<BTreeMap<String, Vec<NamedRow>>> {
+    let src = open(url, false).await?;
+    let mut conn = src.pool.acquire().await?;
+    let mut out = BTreeMap::new();
+    for t in schema(&mut conn, src.backend).await? {
+        let rows = read_all(&mut conn, &t)
+            .await?
+            .into_iter()
+            .map(|r| {
+                t.columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .zip(r)
+                    .collect::<NamedRow>()
+            })
+            .collect();
+        out.insert(t.name.clone(), rows);
+    }
+    drop(conn);
+    src.pool.close().await;
+    Ok(out)
+}
+
 /// Both stores ran the same migrations, so their tables and columns must match by name.
 fn check_same_schema(source: &[Table], target: &[Table]) -> anyhow::Result<()> {
     let mut problems = Vec::new();
@@ -1037,12 +1069,18 @@ fn check_same_schema(source: &[Table], target: &[Table]) -> anyhow::Result<()> {
             Some(t) => {
                 for c in &s.columns {
                     if t.column(&c.name).is_none() {
-                        problems.push(format!("column {}.{} is missing in the target", s.name, c.name));
+                        problems.push(format!(
+                            "column {}.{} is missing in the target",
+                            s.name, c.name
+                        ));
                     }
                 }
                 for c in &t.columns {
                     if s.column(&c.name).is_none() {
-                        problems.push(format!("column {}.{} is missing in the source", s.name, c.name));
+                        problems.push(format!(
+                            "column {}.{} is missing in the source",
+                            s.name, c.name
+                        ));
                     }
                 }
             }
@@ -1121,8 +1159,14 @@ mod tests {
 
     #[test]
     fn conversions_are_lossless_or_refused() {
-        assert_eq!(convert(Val::Int(1), Kind::Bool, "t", "c").unwrap(), Val::Bool(true));
-        assert_eq!(convert(Val::Bool(false), Kind::Int, "t", "c").unwrap(), Val::Int(0));
+        assert_eq!(
+            convert(Val::Int(1), Kind::Bool, "t", "c").unwrap(),
+            Val::Bool(true)
+        );
+        assert_eq!(
+            convert(Val::Bool(false), Kind::Int, "t", "c").unwrap(),
+            Val::Int(0)
+        );
         assert!(convert(Val::Int(2), Kind::Bool, "t", "c").is_err());
         assert!(convert(Val::Text("x".into()), Kind::Int, "t", "c").is_err());
         assert_eq!(convert(Val::Null, Kind::Int, "t", "c").unwrap(), Val::Null);
@@ -1138,9 +1182,15 @@ mod tests {
             sqlite_parts("sqlite:///abs/x.db?mode=ro"),
             Some(("/abs/x.db".into(), "mode=ro".into()))
         );
-        assert_eq!(sqlite_parts("sqlite:rel.db"), Some(("rel.db".into(), String::new())));
+        assert_eq!(
+            sqlite_parts("sqlite:rel.db"),
+            Some(("rel.db".into(), String::new()))
+        );
         assert_eq!(sqlite_url("a.db", "", "rwc"), "sqlite://a.db?mode=rwc");
-        assert_eq!(sqlite_url("a.db", "mode=ro", "rwc"), "sqlite://a.db?mode=ro");
+        assert_eq!(
+            sqlite_url("a.db", "mode=ro", "rwc"),
+            "sqlite://a.db?mode=ro"
+        );
         assert_eq!(sqlite_parts("postgres://x"), None);
     }
 }

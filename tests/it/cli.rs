@@ -20,7 +20,7 @@ fn cmd(b: &Backing, args: &[&str]) -> Command {
 }
 
 /// Runs a command; returns (success, stdout, stderr).
-fn run(b: &Backing, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub fn run(b: &Backing, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut c = cmd(b, args);
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
