@@ -866,11 +866,7 @@ impl CopyProgress {
         }
         self.last_draw = std::time::Instant::now();
         let width = 30u64;
-        let filled = if total == 0 {
-            width
-        } else {
-            done * width / total
-        };
+        let filled = (done * width).checked_div(total).unwrap_or(width);
         let bar: String = (0..width)
             .map(|i| if i < filled { '#' } else { '-' })
             .collect();

@@ -573,11 +573,11 @@ fn parents_first(t: &Table, rows: Vec<Vec<Val>>) -> anyhow::Result<Vec<Vec<Val>>
                 .get(*f)
                 .filter(|v| **v != Val::Null)
                 .and_then(|v| m.get(&key(v)));
-            if let Some(&p) = parent.filter(|p| **p != i) {
-                if let (Some(w), Some(c)) = (waiting.get_mut(i), children.get_mut(p)) {
-                    *w += 1;
-                    c.push(i);
-                }
+            if let Some(&p) = parent.filter(|p| **p != i)
+                && let (Some(w), Some(c)) = (waiting.get_mut(i), children.get_mut(p))
+            {
+                *w += 1;
+                c.push(i);
             }
         }
     }
@@ -903,10 +903,10 @@ pub async fn migrate_store(
     let dst = open(to, true).await?;
     if let (Some((a, _)), Some((b, _))) = (sqlite_parts(from), sqlite_parts(to)) {
         let (a, b) = (std::fs::canonicalize(&a), std::fs::canonicalize(&b));
-        if let (Ok(a), Ok(b)) = (a, b) {
-            if a == b {
-                anyhow::bail!("--from and --to name the same SQLite file");
-            }
+        if let (Ok(a), Ok(b)) = (a, b)
+            && a == b
+        {
+            anyhow::bail!("--from and --to name the same SQLite file");
         }
     }
     // One snapshot of the source for schema, counts and rows.
