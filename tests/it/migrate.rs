@@ -253,6 +253,44 @@ async fn build(ts: &TestServer) -> World {
         assert_eq!(st, 200, "{kind}: {body}");
     }
 
+    // Volume: more rows than one copy batch (calls, balance history) and more accounts than
+    // one INSERT statement holds (a wide table), so batching and chunking are exercised.
+    let cdrs: Vec<Value> = (0..2500)
+        .map(|i| {
+            let mut r = json!({"account": "dave@example.com", "direction": if i % 3 == 0 { "received" } else { "placed" },
+                   "remoteParty": format!("sip:+3120{i:07}@example.com"), "startTime": now - 86_400 - i,
+                   "stopTime": now - 86_400 - i + 30, "duration": 30, "status": "200",
+                   "sessionId": format!("bulk-{i}"), "fromTag": "bf"});
+            if i % 3 != 0 {
+                r["price"] = json!("0.0010");
+            }
+            r
+        })
+        .collect();
+    let (st, _, body) = api(
+        &base,
+        &root_token,
+        "POST",
+        "/api/v1/feeds/cdrs",
+        Some(Value::Array(cdrs)),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let bulk = s.create_customer(&admin, "Bulk", None, None).await.unwrap();
+    for i in 0..450 {
+        s.add_account(
+            NewAccount {
+                username: format!("bulk{i:03}"),
+                domain: "other.org".into(),
+                customer_id: Some(bulk.id),
+                ..Default::default()
+            },
+            "bulk-secret",
+        )
+        .await
+        .unwrap();
+    }
+
     // End-user settings over settings.phtml.
     let alice = ts.alice();
     let bob = ts.bob();
@@ -345,7 +383,13 @@ async fn build(ts: &TestServer) -> World {
     .map(|p| (*p).to_owned())
     .collect();
     everything.push(format!("/api/v1/accounts?customer_id={}", c1.id));
-    for a in s.list_accounts(None).await.unwrap() {
+    for a in s
+        .list_accounts(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| !a.username.starts_with("bulk"))
+    {
         everything.push(format!("/api/v1/accounts/{}", a.id));
         for sub in [
             "aliases",
@@ -524,6 +568,19 @@ fn migrate_store(bk: &Backing, from: &str, to: &str) -> String {
     out
 }
 
+/// `table → rows` from the comparison migrate-store prints (source and target are equal).
+fn table_counts(out: &str) -> BTreeMap<String, i64> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [t, a, b] if a == b => Some(((*t).to_owned(), a.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// The next journal id a server hands out (one entry put for `who`).
 async fn next_journal_id(port: u16, who: (&str, &str, &str)) -> i64 {
     let c = Client::new(&format!("http://127.0.0.1:{port}"), who.0, who.1, who.2);
@@ -580,7 +637,7 @@ async fn migrate_store_round_trip_keeps_every_answer() {
     for (key, needle) in [
         ("root token GET /api/v1/accounts?limit=500", "\"dave\""),
         ("dave@example.com action=get_history", "feed-1"),
-        ("dave@example.com action=get_prepaid", "12.3766"),
+        ("dave@example.com action=get_prepaid", "10.7106"),
         (
             "alice@example.com action=get_journal_entries",
             "cipher-u-alice-2",
@@ -608,7 +665,13 @@ async fn migrate_store_round_trip_keeps_every_answer() {
         let pg = Backing::new("postgres").await;
         let url = pg.pg.as_ref().unwrap().url.clone();
         let out = migrate_store(&ts.backing, &from, &url);
-        assert!(out.contains("journal_entries"), "{out}");
+        // Several batches, and several INSERT statements per batch for the wide accounts table.
+        let counts = table_counts(&out);
+        assert!(counts["calls"] > 2 * transfer::BATCH_ROWS as i64, "{out}");
+        assert!(
+            counts["accounts"] > 450 && counts["balance_history"] > 1000,
+            "{out}"
+        );
         same_rows(&source, &url, "SQLite → PostgreSQL").await;
         let srv = serve(&pg, &[], &env);
         same_answers(&want, &capture(srv.port, &world).await, "PostgreSQL copy");
@@ -631,7 +694,11 @@ async fn migrate_store_round_trip_keeps_every_answer() {
     }
     let lite = Backing::new("sqlite").await;
     let target = sqlite_url(lite.dir.path());
-    migrate_store(&ts.backing, &from, &target);
+    let out = migrate_store(&ts.backing, &from, &target);
+    assert!(
+        table_counts(&out)["calls"] > 2 * transfer::BATCH_ROWS as i64,
+        "{out}"
+    );
     same_rows(&source, &target, "back to SQLite").await;
     let srv = serve(&lite, &[], &env);
     same_answers(&want, &capture(srv.port, &world).await, "SQLite copy");
