@@ -998,9 +998,13 @@ pub async fn migrate_store(
                 let rows = q.fetch_all(&mut *snap).await?;
                 let rows: Vec<Vec<Val>> = rows.iter().map(row_values).collect::<Result<_, _>>()?;
                 let n = rows.len();
-                last = rows.last().and_then(|r| r.get(pos)).cloned();
                 if n == 0 {
                     break;
+                }
+                // A NULL key (SQLite allows one in a non-integer primary key) cannot page on.
+                last = rows.last().and_then(|r| r.get(pos)).cloned();
+                if n == BATCH_ROWS && matches!(last, None | Some(Val::Null)) {
+                    anyhow::bail!("table {name}: a NULL primary key stops the copy");
                 }
                 done += n as u64;
                 write_batch(&mut out, dst.backend, &st, &tt, rows).await?;
