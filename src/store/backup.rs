@@ -93,6 +93,8 @@ pub async fn backup_sqlite(url: &str, out: &Path, force: bool) -> anyhow::Result
         .ok_or_else(|| anyhow::anyhow!("{} is not valid UTF-8", tmp.display()))?
         .to_owned();
     let result = async {
+        // A pool of its own rather than `Store::connect`: that one would create a missing file
+        // (`mode=rwc`) and switch journal modes; a backup only reads.
         let p = pool(&sqlite_url(&db_path, &query, "rw")).await?;
         let vacuum = sqlx::query("VACUUM INTO $1")
             .bind(&tmp_text)
