@@ -80,6 +80,35 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the operator API (/api/v1) to stdout.
     Openapi,
+    /// Write a consistent copy of the SQLite store to OUT while the server keeps running.
+    ///
+    /// The copy is checked with `PRAGMA integrity_check` before it is renamed to OUT. For a
+    /// PostgreSQL store this prints the pg_dump command to use instead and does nothing else.
+    /// The secret key and the CA files are not part of the store: back them up too.
+    Backup {
+        /// The backup file to create.
+        out: PathBuf,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy every table of one store into another (sqlite://PATH or postgres://URL on either
+    /// side), then compare the row counts of every table.
+    ///
+    /// The target is migrated first and must be empty (a new file or database, or one that only
+    /// ran migrations). Stop the server first: changes made after the copy started are not
+    /// copied. Prefer PGPASSWORD over a password in a URL (the process list shows arguments).
+    MigrateStore {
+        /// The store to read.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The store to fill.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// DELETE everything in a non-empty target before copying.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -400,6 +429,8 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(&cfg).await,
+        Command::Backup { out, force } => backup(&cfg, &out, force).await,
+        Command::MigrateStore { from, to, force } => migrate_store(&from, &to, force).await,
         Command::Domain(d) => {
             let s = services(&cfg).await?;
             match d {
@@ -812,6 +843,113 @@ async fn import(s: &Services, kind: FeedKind, input: Box<dyn BufRead>) -> anyhow
     }
     send(&mut batch, &mut lines).await?;
     println!("imported {imported} records ({duplicates} duplicates)");
+    Ok(())
+}
+
+async fn backup(cfg: &Config, out: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use crate::store::backup;
+    let url = cfg.database_url();
+    if cfg.is_postgres() {
+        print!("{}", backup::pg_dump_advice(&url, out));
+        return Ok(());
+    }
+    let r = backup::backup_sqlite(&url, out, force).await?;
+    println!(
+        "backup written to {} ({} bytes, integrity check ok)",
+        r.path.display(),
+        r.bytes
+    );
+    // The store alone is not enough: sealed secrets need the key, certificates the CA.
+    let mut keep = Vec::new();
+    if cfg.secret_key.is_empty() {
+        keep.push(cfg.data_dir.join("secret.key").display().to_string());
+    } else {
+        keep.push("the configured secret_key".to_owned());
+    }
+    if cfg.tls.ca_cert_file.is_empty() {
+        keep.push(cfg.data_dir.join("ca.crt").display().to_string());
+        keep.push(cfg.data_dir.join("ca.key").display().to_string());
+    } else {
+        keep.push(cfg.tls.ca_cert_file.clone());
+        keep.push(cfg.tls.ca_key_file.clone());
+    }
+    eprintln!(
+        "note: also keep a copy of {}: without them the sealed passwords and certificate keys \
+         in the backup cannot be used",
+        keep.join(", ")
+    );
+    Ok(())
+}
+
+/// Progress on stderr: a redrawn bar on a terminal, one line per table otherwise.
+struct CopyProgress {
+    tty: bool,
+    last_draw: std::time::Instant,
+}
+
+impl CopyProgress {
+    fn report(&mut self, table: &str, done: u64, total: u64) {
+        let mut err = std::io::stderr().lock();
+        if !self.tty {
+            if done == total {
+                let _ = writeln!(err, "copied {table}: {total} rows");
+            }
+            return;
+        }
+        let finished = done == total;
+        if !finished && done > 0 && self.last_draw.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last_draw = std::time::Instant::now();
+        let width = 30u64;
+        let filled = (done * width).checked_div(total).unwrap_or(width);
+        let bar: String = (0..width)
+            .map(|i| if i < filled { '#' } else { '-' })
+            .collect();
+        let _ = write!(err, "\r\x1b[2K{table:<24} [{bar}] {done}/{total}");
+        if finished {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
+}
+
+async fn migrate_store(from: &str, to: &str, force: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let mut p = CopyProgress {
+        tty: std::io::stderr().is_terminal(),
+        last_draw: std::time::Instant::now(),
+    };
+    let report =
+        crate::store::transfer::migrate_store(from, to, force, &mut |t, d, n| p.report(t, d, n))
+            .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<24} {:>12} {:>12}", "table", "source", "target")?;
+    for t in &report.tables {
+        let flag = if t.source == t.target {
+            ""
+        } else {
+            "  MISMATCH"
+        };
+        writeln!(
+            out,
+            "{:<24} {:>12} {:>12}{flag}",
+            t.table, t.source, t.target
+        )?;
+    }
+    let bad = report.mismatches();
+    if !bad.is_empty() {
+        let names: Vec<&str> = bad.iter().map(|t| t.table.as_str()).collect();
+        anyhow::bail!("row counts differ for: {}", names.join(", "));
+    }
+    let rows: i64 = report.tables.iter().map(|t| t.target).sum();
+    writeln!(
+        out,
+        "copied {rows} rows in {} tables from {} to {}: every count matches",
+        report.tables.len(),
+        redact_url(from),
+        redact_url(to)
+    )?;
     Ok(())
 }
 

@@ -6,12 +6,14 @@
 #[macro_use]
 mod accounts;
 mod attrs;
+pub mod backup;
 pub mod cache;
 mod certs;
 mod history;
 mod journal;
 mod settings;
 mod tenancy;
+pub mod transfer;
 
 use std::str::FromStr;
 use std::sync::Arc;

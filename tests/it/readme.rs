@@ -136,3 +136,17 @@ async fn readme_certificate_examples_work() {
         assert!(crt.contains("BEGIN PRIVATE KEY"));
     }
 }
+
+/// The lines of the ```sh block between `start_marker` and `end_marker`.
+pub fn readme_script(start_marker: &str, end_marker: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = text.find(start_marker).expect("start marker");
+    let end = start + text[start..].find(end_marker).expect("end marker");
+    text[start..end]
+        .lines()
+        .skip_while(|l| !l.starts_with("```sh"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .map(str::to_owned)
+        .collect()
+}
