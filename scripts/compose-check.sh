@@ -89,6 +89,10 @@ if proxy and apps:
                   f"{a}: SIPSETTINGS_CLIENT_CERT__HEADER must be {header.group(1)}")
         check(str(e.get("SIPSETTINGS_DATABASE_URL", "")).startswith("postgres://"),
               f"{a}: replicas must share a PostgreSQL database")
+        # Round-robin (no hash in the upstream) needs every account read from the store.
+        if not re.search(r"^\s*(hash|ip_hash)\b", nginx, re.M):
+            check(str(e.get("SIPSETTINGS_DATABASE__ACCOUNT_CACHE_MS")) == "0",
+                  f"{a}: round-robin balancing needs SIPSETTINGS_DATABASE__ACCOUNT_CACHE_MS=0")
         check(volume_at(a, "/data") == shared,
               f"{a}: replicas must share one data volume (secret.key and the CA)")
         check(len(ipv4(a)) == 1, f"{a} needs a fixed ipv4_address (nginx resolves at start)")

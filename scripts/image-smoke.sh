@@ -227,10 +227,17 @@ image_cmd() {
   [ "${argv[0]}" = "$image_bin" ] && argv[0]=$bin
   "${as_user[@]}" env -i "${run_env[@]}" "${argv[@]}"
 }
+# The same with `exec`: in the background, the server is then the very process whose pid we
+# signal (not a subshell).
+image_exec() {
+  local argv=("$@")
+  [ "${argv[0]}" = "$image_bin" ] && argv[0]=$bin
+  exec "${as_user[@]}" env -i "${run_env[@]}" "${argv[@]}"
+}
 
 "$bin" --version | grep -qF " $cargo_version" || fail "sipsettings --version does not say $cargo_version"
 
-image_cmd "${entrypoint[@]}" "${cmd[@]}" >"$work/serve.log" 2>&1 &
+image_exec "${entrypoint[@]}" "${cmd[@]}" >"$work/serve.log" 2>&1 &
 server_pid=$!
 base=http://127.0.0.1:$http_port
 for i in $(seq 1 150); do

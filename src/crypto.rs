@@ -107,7 +107,11 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     // Replicas sharing one data volume may start together: the key is written whole to a
     // private temporary name and linked into place, which fails if another process won;
     // then everyone uses the winner's key (never two different keys, never a partial file).
-    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), rand::random::<u32>()));
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     write_private_file(&tmp, STANDARD.encode(raw).as_bytes())?;
     match std::fs::hard_link(&tmp, path) {
         Ok(()) => {

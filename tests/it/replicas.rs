@@ -23,6 +23,11 @@ use crate::harness::{
 };
 use crate::journal::{blink_rows, urlencode, writers_and_readers};
 
+/// `database.account_cache_ms` of the replicas, as in docker-compose.yml: with the cache, a
+/// replica serves an account row changed through the other one until the change's NOTIFY
+/// reaches it, which may be after the client's next request.
+const CACHE_MS: &str = "0";
+
 fn nginx_binary() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect())
@@ -69,8 +74,14 @@ impl Nginx {
              add_header X-Upstream $upstream_addr always;\n"
         );
         for (from, to) in [
-            ("server app1:8080", format!("server 127.0.0.1:{}", upstreams[0])),
-            ("server app2:8080", format!("server 127.0.0.1:{}", upstreams[1])),
+            (
+                "server app1:8080",
+                format!("server 127.0.0.1:{}", upstreams[0]),
+            ),
+            (
+                "server app2:8080",
+                format!("server 127.0.0.1:{}", upstreams[1]),
+            ),
             ("listen 80;", format!("listen 127.0.0.1:{http};")),
             ("listen 443 ssl;", format!("listen 127.0.0.1:{https} ssl;")),
             ("/sipsettings/", format!("{}/", shared.display())),
@@ -85,7 +96,9 @@ impl Nginx {
         // As root, workers would run as nobody and could not use the private temp directory.
         let as_root = {
             use std::os::unix::fs::MetadataExt;
-            std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+            std::fs::metadata("/proc/self")
+                .map(|m| m.uid() == 0)
+                .unwrap_or(false)
         };
         let head = format!(
             "pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n{}",
@@ -209,13 +222,15 @@ impl Cluster {
             );
         }
         // The compose settings: nginx (127.0.0.1 here) is the trusted proxy and forwards
-        // client certificates in X-SSL-Client-Cert. Refused certificates are expected below:
-        // no throttling of the proxy's address.
+        // client certificates in X-SSL-Client-Cert; round-robin needs account rows read from
+        // the store (CACHE_MS). Refused certificates are expected below: no throttling of the
+        // proxy's address.
         let env = [
             ("SIPSETTINGS_TRUSTED_PROXIES", "127.0.0.1/32"),
             ("SIPSETTINGS_CLIENT_CERT__HEADER", "X-SSL-Client-Cert"),
             ("SIPSETTINGS_THROTTLE__SLOW_AFTER", "100000"),
             ("SIPSETTINGS_THROTTLE__MAX_FAILURES", "100000"),
+            ("SIPSETTINGS_DATABASE__ACCOUNT_CACHE_MS", CACHE_MS),
         ];
         // One after the other, like the compose file (app2 waits for app1).
         let r1 = serve(&bk, &[], &env);
@@ -375,7 +390,10 @@ async fn replicas_behind_nginx_settings_nonces_journal_certificates() {
         b.build().unwrap()
     };
     let with_cert = tls(Some(&bundle));
-    let via_tls = format!("{}/settings.phtml?action=get_identity", cl.nginx.https_base());
+    let via_tls = format!(
+        "{}/settings.phtml?action=get_identity",
+        cl.nginx.https_base()
+    );
     let mut served_by = BTreeSet::new();
     for _ in 0..4 {
         let r = read(with_cert.get(&via_tls).send().await.unwrap()).await;
@@ -480,28 +498,35 @@ async fn sigkill_of_one_replica_behind_nginx_loses_nothing() {
     // Journal writers: every acknowledged id, and how many were acknowledged after the kill.
     let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
     let acked_after_kill = Arc::new(Mutex::new(0usize));
+    let unanswered = Arc::new(Mutex::new(0usize));
     let mut tasks = Vec::new();
     for w in 0..3 {
         let c = Client::new(&base, "alice", ALICE_PW, "example.com");
-        let (stop, killed, acked, after) = (
+        let (stop, killed, acked, after, unanswered) = (
             stop.clone(),
             killed.clone(),
             acked.clone(),
             acked_after_kill.clone(),
+            unanswered.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut k = 0;
             while !stop.load(Ordering::SeqCst) {
                 let was_killed = killed.load(Ordering::SeqCst);
-                if let Some(ids) =
-                    try_put(&c, &format!("writer-{w}"), &blink_rows(&format!("w{w}k{k}"), ROWS))
-                        .await
+                if let Some(ids) = try_put(
+                    &c,
+                    &format!("writer-{w}"),
+                    &blink_rows(&format!("w{w}k{k}"), ROWS),
+                )
+                .await
                 {
                     assert_eq!(ids.len(), ROWS);
                     acked.lock().unwrap().extend(ids);
                     if was_killed {
                         *after.lock().unwrap() += 1;
                     }
+                } else {
+                    *unanswered.lock().unwrap() += 1;
                 }
                 k += 1;
             }
@@ -614,7 +639,10 @@ async fn sigkill_of_one_replica_behind_nginx_loses_nothing() {
         assert!(stored_set.contains(id), "acknowledged entry {id} lost");
     }
     assert_eq!(stored.len() % ROWS, 0, "a put was stored in part");
-    assert_eq!(seen, stored, "the polling reader missed or invented entries");
+    assert_eq!(
+        seen, stored,
+        "the polling reader missed or invented entries"
+    );
 
     // The last acknowledged setting (or a later attempt whose answer was lost) is stored.
     let bob = Client::new(&base, "bob", BOB_PW, "example.com");
@@ -626,9 +654,10 @@ async fn sigkill_of_one_replica_behind_nginx_loses_nothing() {
     );
     eprintln!(
         "sigkill behind nginx: {} journal rows acknowledged ({before_kill} before the kill, \
-         {after_kill} puts after), {} stored; settings: {attempted} writes, last acknowledged \
-         {last_acked:?}, {reads} reads",
+         {after_kill} puts after), {} puts not acknowledged, {} rows stored; settings: \
+         {attempted} writes, last acknowledged {last_acked:?}, {reads} reads",
         acked.len(),
+        unanswered.lock().unwrap(),
         stored.len()
     );
 }
