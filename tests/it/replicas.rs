@@ -48,6 +48,8 @@ fn free_port() -> u16 {
 /// nginx (master + workers) running `deploy/nginx.conf` in the foreground; stopped on drop.
 struct Nginx {
     child: Child,
+    /// Configuration, logs and temporary files; removed after nginx has stopped.
+    #[allow(dead_code)]
     dir: tempfile::TempDir,
     http: u16,
     https: u16,
@@ -168,15 +170,15 @@ impl Drop for Nginx {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = &self.dir;
     }
 }
 
-/// Replicas, their shared store and data directory, and the proxy.
+/// The proxy, the replicas, and their shared store and data directory (dropped in this order:
+/// fields drop in declaration order).
 struct Cluster {
-    bk: Backing,
-    replicas: Vec<Served>,
     nginx: Nginx,
+    replicas: Vec<Served>,
+    bk: Backing,
 }
 
 fn cli(bk: &Backing, args: &[&str]) -> String {
@@ -237,9 +239,9 @@ impl Cluster {
         let r2 = serve(&bk, &[], &env);
         let nginx = Nginx::start(&bin, [r1.port, r2.port], bk.dir.path());
         Some(Cluster {
-            bk,
-            replicas: vec![r1, r2],
             nginx,
+            replicas: vec![r1, r2],
+            bk,
         })
     }
 
