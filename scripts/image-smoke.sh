@@ -256,6 +256,8 @@ say "ready on $base (and https://127.0.0.1:$tls_port)"
 
 out=$(image_cmd "${health[@]}" 2>&1) || fail "HEALTHCHECK ${health[*]} failed: $out"
 say "HEALTHCHECK ${health[*]}: $out"
+# docker-compose.yml's check of the replicas.
+out=$(image_cmd "${health[@]}" --ready 2>&1) || fail "${health[*]} --ready failed: $out"
 
 # What the image created in its (empty) volume, owned by its user.
 for f in secret.key ca.crt ca.key server.crt server.key sipsettings.db; do
