@@ -39,8 +39,15 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Exit 0 when the configured server answers GET /health.
-    Healthcheck,
+    /// Exit 0 when the configured server answers GET /health (or /ready with --ready).
+    ///
+    /// It reads the same configuration as `serve` (file, environment, `*_FILE`), so it
+    /// follows a changed `listen` address.
+    Healthcheck {
+        /// Check GET /ready instead: the store answers and all migrations are applied.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Manage the SIP domains this server serves.
     #[command(subcommand)]
     Domain(DomainCmd),
@@ -428,7 +435,9 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             println!("migrations applied to {}", redact_url(&cfg.database_url()));
             Ok(())
         }
-        Command::Healthcheck => healthcheck(&cfg).await,
+        Command::Healthcheck { ready } => {
+            healthcheck(&cfg, if ready { "/ready" } else { "/health" }).await
+        }
         Command::Backup { out, force } => backup(&cfg, &out, force).await,
         Command::MigrateStore { from, to, force } => migrate_store(&from, &to, force).await,
         Command::Domain(d) => {
@@ -954,10 +963,22 @@ async fn migrate_store(from: &str, to: &str, force: bool) -> anyhow::Result<()> 
 }
 
 /// An address clients on this machine can reach (`0.0.0.0` → `127.0.0.1`).
+/// The address to reach a listener on this host: a wildcard bind address becomes the
+/// loopback of the same family (`0.0.0.0:8080` → `127.0.0.1:8080`); names stay as they are.
 fn local_url_host(listen: &str) -> String {
-    listen
-        .replace("0.0.0.0", "127.0.0.1")
-        .replace("[::]", "[::1]")
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match listen.trim().parse::<SocketAddr>() {
+        Ok(mut a) => {
+            if a.ip().is_unspecified() {
+                a.set_ip(match a.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                });
+            }
+            a.to_string()
+        }
+        Err(_) => listen.trim().to_owned(),
+    }
 }
 
 async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
@@ -1073,15 +1094,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// GET /health over a plain socket (no HTTP client in the image).
-async fn healthcheck(cfg: &Config) -> anyhow::Result<()> {
+/// GET `path` (/health or /ready) over a plain socket (no HTTP client in the image), at
+/// the `listen` address of the same configuration `serve` reads.
+async fn healthcheck(cfg: &Config, path: &str) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = local_url_host(&cfg.listen);
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(&host).await?;
         stream
             .write_all(
-                format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
                     .as_bytes(),
             )
             .await?;
@@ -1101,5 +1123,19 @@ async fn healthcheck(cfg: &Config) -> anyhow::Result<()> {
         let s =
             String::from_utf8_lossy(status_line.get(..status_line.len().min(200)).unwrap_or(&[]));
         anyhow::bail!("unhealthy answer from {host}: {}", s.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_url_host;
+
+    #[test]
+    fn healthcheck_address_follows_listen() {
+        assert_eq!(local_url_host("0.0.0.0:9090"), "127.0.0.1:9090");
+        assert_eq!(local_url_host("[::]:9090"), "[::1]:9090");
+        assert_eq!(local_url_host("10.0.0.0:8080"), "10.0.0.0:8080");
+        assert_eq!(local_url_host("192.168.1.5:80"), "192.168.1.5:80");
+        assert_eq!(local_url_host("localhost:8080"), "localhost:8080");
     }
 }

@@ -96,13 +96,7 @@ fn derive(master: &[u8], label: &[u8]) -> [u8; 32] {
 
 fn load_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        let raw = STANDARD
-            .decode(text.trim())
-            .map_err(|_| anyhow::anyhow!("{} is not valid base64", path.display()))?;
-        if raw.len() < 32 {
-            anyhow::bail!("{} must hold at least 32 bytes", path.display());
-        }
-        return Ok(raw);
+        return decode_key_file(path, &text);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -110,8 +104,43 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     }
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
-    write_private_file(path, STANDARD.encode(raw).as_bytes())?;
-    Ok(raw.to_vec())
+    // Replicas sharing one data volume may start together: the key is written whole to a
+    // private temporary name and linked into place, which fails if another process won;
+    // then everyone uses the winner's key (never two different keys, never a partial file).
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    write_private_file(&tmp, STANDARD.encode(raw).as_bytes())?;
+    match std::fs::hard_link(&tmp, path) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(raw.to_vec())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&tmp);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            decode_key_file(path, &text)
+        }
+        // A file system without hard links: still never a partial file.
+        Err(_) => {
+            std::fs::rename(&tmp, path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            Ok(raw.to_vec())
+        }
+    }
+}
+
+fn decode_key_file(path: &Path, text: &str) -> anyhow::Result<Vec<u8>> {
+    let raw = STANDARD
+        .decode(text.trim())
+        .map_err(|_| anyhow::anyhow!("{} is not valid base64", path.display()))?;
+    if raw.len() < 32 {
+        anyhow::bail!("{} must hold at least 32 bytes", path.display());
+    }
+    Ok(raw)
 }
 
 /// Writes a file readable by the owner only.
@@ -209,6 +238,22 @@ pub fn new_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_starting_together_share_one_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_create_key_file(&path).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| k == &keys[0] && k.len() == 32));
+        assert_eq!(load_or_create_key_file(&path).unwrap(), keys[0]);
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn seal_round_trip() {

@@ -342,6 +342,19 @@ async fn account_lifecycle_through_cli() {
             "{}",
             String::from_utf8_lossy(&hc.stderr)
         );
+        // `--ready` (the compose file's check), with the address from a configuration file
+        // (SIPSETTINGS_CONFIG, as in a container) given as a wildcard bind address.
+        let conf = bk.dir.path().join("healthcheck.toml");
+        std::fs::write(&conf, format!("listen = \"0.0.0.0:{}\"\n", srv.port)).unwrap();
+        let hc = cmd(&bk, &["healthcheck", "--ready"])
+            .env("SIPSETTINGS_CONFIG", &conf)
+            .output()
+            .unwrap();
+        assert!(
+            hc.status.success(),
+            "{}",
+            String::from_utf8_lossy(&hc.stderr)
+        );
         // The stored secret never shows in the logs.
         let logs = srv.stderr.lock().unwrap().clone();
         assert!(

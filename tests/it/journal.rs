@@ -29,7 +29,7 @@ async fn get(c: &Client, query: &str) -> Value {
 }
 
 /// Rows as Blink sends them: an object keyed by message id.
-fn blink_rows(prefix: &str, n: usize) -> Value {
+pub(crate) fn blink_rows(prefix: &str, n: usize) -> Value {
     let mut m = serde_json::Map::new();
     for i in 0..n {
         let id = format!("{prefix}-{i}");
@@ -317,7 +317,7 @@ fn assert_exact(seen: &[i64], acked: &[i64], what: &str) {
     assert_eq!(sorted, want, "{what}: missing or extra entries");
 }
 
-async fn writers_and_readers(bases: Vec<String>, writers: usize, calls: usize) {
+pub(crate) async fn writers_and_readers(bases: Vec<String>, writers: usize, calls: usize) {
     // One client (device) per task: the spec refuses a non-increasing nc on one nonce, so
     // concurrent requests must not share a nonce.
     let client = |i: usize| {
@@ -454,7 +454,7 @@ async fn cut_connection_stores_all_or_nothing() {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),

@@ -15,4 +15,5 @@ mod openapi;
 mod operator;
 mod ops;
 mod readme;
+mod replicas;
 mod tls;
