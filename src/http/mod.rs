@@ -1,6 +1,7 @@
 //! HTTP: the router, shared state, client addresses, and the server loop.
 
 pub mod api;
+pub mod jsonapi;
 pub mod params;
 pub mod settings;
 
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .merge(settings::routes())
         .merge(api::routes())
+        .merge(jsonapi::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // A stuck store must not hold connections forever; clients retry on 503.
@@ -91,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         }))
         // Every error under /api/v1/ is a problem document, also those made above.
         .layer(axum::middleware::from_fn(api::problems_only))
+        // And every error under the JSON:API prefix is a JSON:API error document.
+        .layer(axum::middleware::from_fn(jsonapi::errors_only))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -266,6 +266,7 @@ impl Store {
         for (key, desc) in &q.sort {
             let expr = match key {
                 AccountSort::Id => "a.id".to_owned(),
+                AccountSort::PublicId => text_order("a.public_id", self.backend),
                 AccountSort::CreatedAt => "a.created_at".to_owned(),
                 AccountSort::Username => text_order("a.username", self.backend),
                 AccountSort::Domain => text_order("d.name", self.backend),
