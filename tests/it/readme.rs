@@ -131,3 +131,57 @@ async fn readme_certificate_examples_work() {
         assert!(crt.contains("BEGIN PRIVATE KEY"));
     }
 }
+
+#[tokio::test]
+async fn readme_jsonapi_examples_work() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = text
+        .find("<!-- jsonapi-examples")
+        .expect("jsonapi-examples marker");
+    let end = start
+        + text[start..]
+            .find("<!-- end jsonapi-examples -->")
+            .expect("end marker");
+    let script: String = text[start..end]
+        .lines()
+        .skip_while(|l| !l.starts_with("```sh"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.contains("curl"), "{script}");
+    for b in backends() {
+        let bk = Backing::new(b).await;
+        let srv = serve(&bk, &["--demo"], &[]);
+        let script = script
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
+            .replace(
+                "sipsettings ",
+                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
+            );
+        let mut cmd = Command::new("bash");
+        cmd.arg("-ec").arg(&script);
+        for (k, v) in bk.env() {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{b}: {}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // The list, the filtered page with its customer, the PATCH, the GET, the 400.
+        assert!(out.contains("\"record_count\":1"), "{out}");
+        assert!(out.contains("\"type\":\"customers\""), "{out}");
+        assert!(
+            out.contains("\"allowed_ips\":\"127.0.0.1/32,2001:db8::/32\""),
+            "{out}"
+        );
+        assert!(out.contains("\"use_allowed_ips\":true"), "{out}");
+        assert!(
+            out.contains("\"status\":\"400\",\"title\":\"Filter not allowed\""),
+            "{out}"
+        );
+    }
+}
