@@ -88,7 +88,7 @@ struct Loaded {
 
 fn caller_id_name(i: usize) -> Option<String> {
     // One in twenty without a name (NULLs sort last), the rest spread over 5 000 names.
-    (i % 20 != 0).then(|| format!("Name {:05}", (i * 7_919) % 5_000))
+    (!i.is_multiple_of(20)).then(|| format!("Name {:05}", (i * 7_919) % 5_000))
 }
 
 /// Loads `n` accounts and the tenancy through the library (store and services), as the server
@@ -163,20 +163,23 @@ async fn load(cfg: &Config, n: usize) -> Result<Loaded> {
                     AttrValue::Int(Some(100 + (i % 900) as i64)),
                 ),
                 // Independent of the customer (i % 100), so every customer has both values.
-                (Attr::AllowExternalCalls, AttrValue::Flag((i / 7) % 2 == 0)),
-                (Attr::UseAllowedIps, AttrValue::Flag(i % 5 == 0)),
+                (
+                    Attr::AllowExternalCalls,
+                    AttrValue::Flag((i / 7).is_multiple_of(2)),
+                ),
+                (Attr::UseAllowedIps, AttrValue::Flag(i.is_multiple_of(5))),
                 (
                     Attr::AllowedIps,
-                    AttrValue::Text(Some(if i % 5 == 0 {
+                    AttrValue::Text(Some(if i.is_multiple_of(5) {
                         format!("10.{}.{}.0/24", (i / 256) % 256, i % 256)
                     } else {
                         String::new()
                     })),
                 ),
-                (Attr::IncomingExternal, AttrValue::Flag(i % 3 == 0)),
+                (Attr::IncomingExternal, AttrValue::Flag(i.is_multiple_of(3))),
             ];
             store.update_attrs(&mut tx, id, &changes, now).await?;
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 store
                     .upsert_registration(
                         &mut tx,

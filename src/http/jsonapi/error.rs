@@ -56,7 +56,8 @@ pub struct JaError {
     pub status: StatusCode,
     pub title: String,
     pub detail: String,
-    pub source: Option<ErrorSource>,
+    /// Boxed: errors travel in every `Result` of the parser and should stay small.
+    pub source: Option<Box<ErrorSource>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -74,12 +75,12 @@ impl JaError {
     /// A 400 about a query parameter.
     pub fn param(parameter: &str, title: &str, detail: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::BAD_REQUEST, title, detail);
-        e.source = Some(ErrorSource {
+        e.source = Some(Box::new(ErrorSource {
             pointer: None,
             // A name as long as the query itself would only be echoed back.
             parameter: Some(crate::domain::validate::truncate(parameter, 100)),
             header: None,
-        });
+        }));
         e
     }
 
@@ -91,22 +92,22 @@ impl JaError {
         detail: impl Into<String>,
     ) -> Self {
         let mut e = Self::new(status, title, detail);
-        e.source = Some(ErrorSource {
+        e.source = Some(Box::new(ErrorSource {
             pointer: Some(pointer.to_owned()),
             parameter: None,
             header: None,
-        });
+        }));
         e
     }
 
     /// An error about a request header.
     pub fn header(status: StatusCode, name: &str, title: &str, detail: impl Into<String>) -> Self {
         let mut e = Self::new(status, title, detail);
-        e.source = Some(ErrorSource {
+        e.source = Some(Box::new(ErrorSource {
             pointer: None,
             parameter: None,
             header: Some(name.to_owned()),
-        });
+        }));
         e
     }
 
@@ -167,7 +168,7 @@ impl IntoResponse for JaError {
                 status: self.status.as_u16().to_string(),
                 title: self.title,
                 detail: self.detail,
-                source: self.source,
+                source: self.source.map(|b| *b),
             }],
         };
         let body = serde_json::to_string(&doc).unwrap_or_else(|_| {
