@@ -351,6 +351,8 @@ pub enum AccountFilter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccountSort {
     Id,
+    /// The public id (the id of the operator surfaces), as text.
+    PublicId,
     Username,
     Domain,
     /// A stored attribute (its column).

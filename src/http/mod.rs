@@ -1,6 +1,7 @@
 //! HTTP: the router, shared state, client addresses, and the server loop.
 
 pub mod api;
+pub mod jsonapi;
 pub mod metrics;
 pub mod params;
 pub mod settings;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .merge(settings::routes())
         .merge(api::routes())
+        .merge(jsonapi::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // A stuck store must not hold connections forever; clients retry on 503.
@@ -97,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         }))
         // Every error under /api/v1/ is a problem document, also those made above.
         .layer(axum::middleware::from_fn(api::problems_only))
+        // And every error under the JSON:API prefix is a JSON:API error document.
+        .layer(axum::middleware::from_fn(jsonapi::errors_only))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

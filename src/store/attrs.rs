@@ -83,6 +83,14 @@ fn apply<'q, O>(
     q
 }
 
+/// Where a condition on a flag column goes in the WHERE text. The count keeps it plain, so the
+/// flag's index counts; on SQLite the page query turns it into a unary plus (`+a.flag = $n`,
+/// SQLite's documented way to keep a term from choosing an index): a flag matches about half
+/// of the accounts, and choosing its index there means sorting all of them, where walking the
+/// sort column's index and checking the flag stops after one page. (On PostgreSQL the plus
+/// would only spoil the row estimate; its planner chooses well with the plain column.)
+const FLAG_HINT: &str = "/*flag*/";
+
 /// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -96,6 +104,14 @@ fn like_escape(s: &str) -> String {
 }
 
 impl Store {
+    /// A text column compared and ordered by bytes on both backends.
+    fn c_text(&self, col: &str) -> String {
+        match self.backend {
+            Backend::Postgres => format!("{col} COLLATE \"C\""),
+            Backend::Sqlite => col.to_owned(),
+        }
+    }
+
     pub async fn account_attrs(&self, id: i64) -> sqlx::Result<Option<AccountAttrs>> {
         sqlx::query_as(concat!(
             "SELECT ",
@@ -210,11 +226,15 @@ impl Store {
                     ));
                 }
                 AccountFilter::PublicIds(v) => text_any_of(&mut w, "a.public_id", v),
-                AccountFilter::Usernames(v) => text_any_of(&mut w, "a.username", v),
-                AccountFilter::CallerIdNames(v) => text_any_of(&mut w, "a.caller_id_name", v),
+                // Byte comparison, like the sorts, so the "C"-collated indexes serve these on
+                // PostgreSQL too (equality is the same under every deterministic collation).
+                AccountFilter::Usernames(v) => text_any_of(&mut w, &self.c_text("a.username"), v),
+                AccountFilter::CallerIdNames(v) => {
+                    text_any_of(&mut w, &self.c_text("a.caller_id_name"), v)
+                }
                 AccountFilter::AllowExternalCalls(b) => {
                     let m = w.bind(Bind::Int(i64::from(*b)));
-                    w.push(&format!(" AND a.allow_external_calls = {m}"));
+                    w.push(&format!(" AND {FLAG_HINT}a.allow_external_calls = {m}"));
                 }
                 AccountFilter::InternalCallerIds(v) => {
                     let m = w.bind_ints(if v.is_empty() { &[-1] } else { v });
@@ -246,7 +266,10 @@ impl Store {
                 }
             }
         }
-        let count_sql = format!("SELECT COUNT(*) FROM accounts a {}", w.text);
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM accounts a {}",
+            w.text.replace(FLAG_HINT, "")
+        );
         let mut cq = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
         for b in &w.binds {
             cq = match b {
@@ -256,6 +279,9 @@ impl Store {
         }
         let total = cq.fetch_one(&self.pool).await?;
 
+        // Two steps, because sorting whole rows is what costs (SQLite's sorter carries every
+        // column of every matching row): first the page's ids, sorted on the sort keys alone
+        // (indexes can serve them), then the full rows of those ids.
         let mut sql = w;
         let text_order = |col: &str, backend: Backend| match backend {
             // The same order on both backends: byte order, not the database's locale.
@@ -263,57 +289,109 @@ impl Store {
             Backend::Sqlite => col.to_owned(),
         };
         let mut order = Vec::new();
+        let mut needs_domain = false;
         for (key, desc) in &q.sort {
-            let expr = match key {
-                AccountSort::Id => "a.id".to_owned(),
-                AccountSort::CreatedAt => "a.created_at".to_owned(),
-                AccountSort::Username => text_order("a.username", self.backend),
-                AccountSort::Domain => text_order("d.name", self.backend),
+            // Whether the expression can be NULL (NOT NULL columns need no NULL ordering term,
+            // which keeps their indexes usable for the order).
+            let (expr, nullable) = match key {
+                AccountSort::Id => ("a.id".to_owned(), false),
+                AccountSort::PublicId => (text_order("a.public_id", self.backend), false),
+                AccountSort::CreatedAt => ("a.created_at".to_owned(), false),
+                AccountSort::Username => (text_order("a.username", self.backend), false),
+                AccountSort::Domain => {
+                    needs_domain = true;
+                    (text_order("d.name", self.backend), false)
+                }
                 AccountSort::Attr(attr) => match attr.kind() {
-                    crate::domain::AttrKind::Text => {
-                        text_order(&format!("a.{}", attr.column()), self.backend)
-                    }
-                    _ => format!("a.{}", attr.column()),
+                    crate::domain::AttrKind::Text => (
+                        text_order(&format!("a.{}", attr.column()), self.backend),
+                        *attr != Attr::AllowedIps,
+                    ),
+                    crate::domain::AttrKind::Flag => (format!("a.{}", attr.column()), false),
+                    crate::domain::AttrKind::Int => (format!("a.{}", attr.column()), true),
                 },
                 AccountSort::Online => {
                     let m = sql.bind(Bind::Int(now));
-                    format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m))
+                    (
+                        format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m)),
+                        false,
+                    )
                 }
                 AccountSort::UserAgent => {
                     let m = sql.bind(Bind::Int(now));
-                    text_order(
-                        &format!(
-                            "(SELECT r.user_agent FROM registrations r WHERE r.account_id = a.id \
-                             AND r.expires_at > {m} ORDER BY r.updated_at DESC, r.id DESC LIMIT 1)"
+                    (
+                        text_order(
+                            &format!(
+                                "(SELECT r.user_agent FROM registrations r WHERE r.account_id = a.id \
+                                 AND r.expires_at > {m} ORDER BY r.updated_at DESC, r.id DESC LIMIT 1)"
+                            ),
+                            self.backend,
                         ),
-                        self.backend,
+                        true,
                     )
                 }
             };
-            // NULLs last ascending and first descending on both backends.
-            let bare = expr.trim_end_matches(" COLLATE \"C\"");
-            if *desc {
-                order.push(format!("({bare} IS NULL) DESC, {expr} DESC"));
-            } else {
-                order.push(format!("({bare} IS NULL) ASC, {expr} ASC"));
-            }
+            // NULLs last ascending and first descending on both backends, spelled so that an
+            // index on the column can still serve the order.
+            order.push(match (*desc, nullable) {
+                (false, false) => format!("{expr} ASC"),
+                (true, false) => format!("{expr} DESC"),
+                (false, true) => format!("{expr} ASC NULLS LAST"),
+                (true, true) => format!("{expr} DESC NULLS FIRST"),
+            });
         }
         order.push("a.id ASC".to_owned());
         let limit = sql.bind(Bind::Int(q.limit.max(0)));
         let offset = sql.bind(Bind::Int(q.offset.max(0)));
-        let rows_sql = format!(
-            "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-            account_columns!(),
-            attrs_columns!(),
-            sql.text,
+        let ids_sql = format!(
+            "SELECT a.id FROM accounts a{} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            if needs_domain {
+                " JOIN domains d ON d.id = a.domain_id"
+            } else {
+                ""
+            },
+            sql.text.replace(
+                FLAG_HINT,
+                // PostgreSQL's planner keeps its estimate only for the plain column.
+                if self.backend == Backend::Sqlite {
+                    "+"
+                } else {
+                    ""
+                }
+            ),
             order.join(", ")
         );
-        let rows: Vec<FullRow> = apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &sql.binds)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut iq = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(ids_sql));
+        for b in &sql.binds {
+            iq = match b {
+                Bind::Int(i) => iq.bind(*i),
+                Bind::Text(t) => iq.bind(t.clone()),
+            };
+        }
+        let ids = iq.fetch_all(&self.pool).await?;
+        if ids.is_empty() {
+            return Ok((total, Vec::new()));
+        }
+        let mut rows_q = Sql::default();
+        let m = rows_q.bind_ints(&ids);
+        let rows_sql = format!(
+            "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.id IN ({m})",
+            account_columns!(),
+            attrs_columns!(),
+        );
+        let rows: Vec<FullRow> =
+            apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &rows_q.binds)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut by_id: HashMap<i64, FullRow> =
+            rows.into_iter().map(|r| (r.account.id, r)).collect();
+        // In the page's order; a row deleted between the two steps is simply left out.
         Ok((
             total,
-            rows.into_iter().map(|r| (r.account, r.attrs)).collect(),
+            ids.iter()
+                .filter_map(|id| by_id.remove(id))
+                .map(|r| (r.account, r.attrs))
+                .collect(),
         ))
     }
 

@@ -10,6 +10,7 @@ mod harness;
 mod ingest;
 mod isolation;
 mod journal;
+mod jsonapi;
 mod migrate;
 mod openapi;
 mod operator;

@@ -150,3 +150,43 @@ pub fn readme_script(start_marker: &str, end_marker: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+#[tokio::test]
+async fn readme_jsonapi_examples_work() {
+    let script = readme_script("<!-- jsonapi-examples", "<!-- end jsonapi-examples -->").join("\n");
+    assert!(script.contains("curl"), "{script}");
+    for b in backends() {
+        let bk = Backing::new(b).await;
+        let srv = serve(&bk, &["--demo"], &[]);
+        let script = script
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
+            .replace(
+                "sipsettings ",
+                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
+            );
+        let mut cmd = Command::new("bash");
+        cmd.arg("-ec").arg(&script);
+        for (k, v) in bk.env() {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{b}: {}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // The list, the filtered page with its customer, the PATCH, the GET, the 400.
+        assert!(out.contains("\"record_count\":1"), "{out}");
+        assert!(out.contains("\"type\":\"customers\""), "{out}");
+        assert!(
+            out.contains("\"allowed_ips\":\"127.0.0.1/32,2001:db8::/32\""),
+            "{out}"
+        );
+        assert!(out.contains("\"use_allowed_ips\":true"), "{out}");
+        assert!(
+            out.contains("\"status\":\"400\",\"title\":\"Filter not allowed\""),
+            "{out}"
+        );
+    }
+}

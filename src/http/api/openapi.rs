@@ -16,6 +16,12 @@ use super::model::{
 };
 use super::{ApiError, accounts, feeds, tenancy};
 use crate::http::AppState;
+use crate::http::jsonapi;
+use crate::http::jsonapi::error::{
+    JaBadRequest, JaConflict, JaForbidden, JaNotAcceptable, JaNotFound, JaPayloadTooLarge,
+    JaTooManyRequests, JaUnauthorized, JaUnavailable, JaUnprocessable, JaUnsupportedMediaType,
+    JaUriTooLong, JsonApiErrors,
+};
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
@@ -78,9 +84,12 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         accounts::put_accept,
         accounts::get_reject,
         accounts::put_reject,
+        jsonapi::list,
+        jsonapi::show,
+        jsonapi::update,
     ),
     components(
-        schemas(Problem, feeds::FeedKind),
+        schemas(Problem, feeds::FeedKind, JsonApiErrors),
         responses(
             BadRequest,
             Unauthorized,
@@ -90,7 +99,19 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
             PreconditionFailed,
             Unprocessable,
             TooManyRequests,
-            Unavailable
+            Unavailable,
+            JaBadRequest,
+            JaUnauthorized,
+            JaForbidden,
+            JaNotFound,
+            JaNotAcceptable,
+            JaConflict,
+            JaPayloadTooLarge,
+            JaUriTooLong,
+            JaUnsupportedMediaType,
+            JaUnprocessable,
+            JaTooManyRequests,
+            JaUnavailable
         )
     ),
     modifiers(&Security),
@@ -102,6 +123,12 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "domains", description = "The SIP domains (digest realms) served."),
         (name = "accounts", description = "SIP accounts and their settings."),
         (name = "feeds", description = "Batches from the SIP platform: registrations, call detail records, balance changes."),
+        (name = "sip_device_routes", description = "The telecom.center-compatible JSON:API view of SIP accounts \
+            (`/api/rest/public/operator/sip_device_routes`): media type `application/vnd.api+json` \
+            (415 for a `Content-Type` of that type with parameters, and for a PATCH of any other \
+            type; 406 when `Accept` names it only with parameters); errors are JSON:API error \
+            documents (`{\"errors\": [{\"status\", \"title\", \"detail\", \"source\"}]}`), not problem \
+            documents. Same operators, roles and scope as `/api/v1`."),
     )
 )]
 pub struct ApiDoc;
