@@ -3,6 +3,7 @@
 pub mod api;
 pub mod params;
 pub mod settings;
+pub mod telecomx;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .merge(settings::routes())
         .merge(api::routes())
+        .merge(telecomx::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // A stuck store must not hold connections forever; clients retry on 503.
@@ -91,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         }))
         // Every error under /api/v1/ is a problem document, also those made above.
         .layer(axum::middleware::from_fn(api::problems_only))
+        .layer(axum::middleware::from_fn(telecomx::own_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -224,17 +224,8 @@ impl Store {
                     let m = w.bind_ints(if v.is_empty() { &[-1] } else { v });
                     w.push(&format!(" AND a.external_caller_id IN ({m})"));
                 }
-                AccountFilter::Search(s) => {
-                    let m = w.bind(Bind::Text(format!("%{}%", like_escape(&s.to_lowercase()))));
-                    w.push(&format!(
-                        " AND (LOWER(COALESCE(a.name, '')) LIKE {m} ESCAPE '\\' \
-                         OR a.username LIKE {m} ESCAPE '\\' \
-                         OR LOWER(COALESCE(a.ip_address, '')) LIKE {m} ESCAPE '\\' \
-                         OR LOWER(COALESCE(a.notes, '')) LIKE {m} ESCAPE '\\' \
-                         OR EXISTS (SELECT 1 FROM enum_numbers e WHERE e.account_id = a.id \
-                                    AND e.number LIKE {m} ESCAPE '\\'))"
-                    ));
-                }
+                AccountFilter::Search(s) => self.search_clause(&mut w, s, true),
+                AccountFilter::SearchExceptNotes(s) => self.search_clause(&mut w, s, false),
                 AccountFilter::Online(up) => {
                     let m = w.bind(Bind::Int(now));
                     let e = live_exists(&m);
@@ -264,38 +255,50 @@ impl Store {
         };
         let mut order = Vec::new();
         for (key, desc) in &q.sort {
-            let expr = match key {
-                AccountSort::Id => "a.id".to_owned(),
-                AccountSort::CreatedAt => "a.created_at".to_owned(),
-                AccountSort::Username => text_order("a.username", self.backend),
-                AccountSort::Domain => text_order("d.name", self.backend),
-                AccountSort::Attr(attr) => match attr.kind() {
-                    crate::domain::AttrKind::Text => {
-                        text_order(&format!("a.{}", attr.column()), self.backend)
-                    }
-                    _ => format!("a.{}", attr.column()),
-                },
+            // Keys that are never NULL sort on the bare expression, so an index can serve the
+            // order (a leading `IS NULL` term would force a sort of every match).
+            let (expr, nullable) = match key {
+                AccountSort::Id => ("a.id".to_owned(), false),
+                AccountSort::CreatedAt => ("a.created_at".to_owned(), false),
+                AccountSort::Username => (text_order("a.username", self.backend), false),
+                AccountSort::Domain => (text_order("d.name", self.backend), false),
+                AccountSort::Attr(attr) => (
+                    match attr.kind() {
+                        crate::domain::AttrKind::Text => {
+                            text_order(&format!("a.{}", attr.column()), self.backend)
+                        }
+                        _ => format!("a.{}", attr.column()),
+                    },
+                    true,
+                ),
                 AccountSort::Online => {
                     let m = sql.bind(Bind::Int(now));
-                    format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m))
+                    (
+                        format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m)),
+                        false,
+                    )
                 }
                 AccountSort::UserAgent => {
                     let m = sql.bind(Bind::Int(now));
-                    text_order(
-                        &format!(
-                            "(SELECT r.user_agent FROM registrations r WHERE r.account_id = a.id \
-                             AND r.expires_at > {m} ORDER BY r.updated_at DESC, r.id DESC LIMIT 1)"
+                    (
+                        text_order(
+                            &format!(
+                                "(SELECT r.user_agent FROM registrations r WHERE r.account_id = a.id \
+                                 AND r.expires_at > {m} ORDER BY r.updated_at DESC, r.id DESC LIMIT 1)"
+                            ),
+                            self.backend,
                         ),
-                        self.backend,
+                        true,
                     )
                 }
             };
-            // NULLs last ascending and first descending on both backends.
-            let bare = expr.trim_end_matches(" COLLATE \"C\"");
-            if *desc {
-                order.push(format!("({bare} IS NULL) DESC, {expr} DESC"));
+            let dir = if *desc { "DESC" } else { "ASC" };
+            if nullable {
+                // NULLs last ascending and first descending on both backends.
+                let bare = expr.trim_end_matches(" COLLATE \"C\"");
+                order.push(format!("({bare} IS NULL) {dir}, {expr} {dir}"));
             } else {
-                order.push(format!("({bare} IS NULL) ASC, {expr} ASC"));
+                order.push(format!("{expr} {dir}"));
             }
         }
         order.push("a.id ASC".to_owned());
@@ -422,6 +425,55 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
+    /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
+    /// is kept by triggers (migration 0006): on SQLite an FTS5 trigram table answers patterns
+    /// of three or more characters from its index, shorter ones scan that table; on PostgreSQL
+    /// `LIKE` over `search_text` (and `lower(notes)`) uses the pg_trgm GIN indexes for
+    /// patterns of three or more characters.
+    fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) {
+        let needle = s.to_lowercase();
+        match self.backend {
+            Backend::Sqlite if needle.chars().count() >= 3 => {
+                // An FTS5 phrase: everything inside the quotes is literal but the quote itself.
+                let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+                let query = if notes {
+                    format!("{{body notes}} : {phrase}")
+                } else {
+                    format!("body : {phrase}")
+                };
+                let m = w.bind(Bind::Text(query));
+                w.push(&format!(
+                    " AND a.id IN (SELECT rowid FROM account_search WHERE account_search MATCH {m})"
+                ));
+            }
+            Backend::Sqlite => {
+                let m = w.bind(Bind::Text(needle));
+                let in_notes = if notes {
+                    format!(" OR instr(notes, {m}) > 0")
+                } else {
+                    String::new()
+                };
+                w.push(&format!(
+                    " AND a.id IN (SELECT rowid FROM account_search \
+                     WHERE instr(body, {m}) > 0{in_notes})"
+                ));
+            }
+            Backend::Postgres => {
+                // Backslash is PostgreSQL's default LIKE escape.
+                let m = w.bind(Bind::Text(format!("%{}%", like_escape(&needle))));
+                let in_notes = if notes {
+                    format!(" OR lower(a.notes) LIKE {m}")
+                } else {
+                    String::new()
+                };
+                w.push(&format!(" AND (a.search_text LIKE {m}{in_notes})"));
+            }
+        }
     }
 }
 

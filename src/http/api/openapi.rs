@@ -77,6 +77,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         accounts::put_accept,
         accounts::get_reject,
         accounts::put_reject,
+        crate::http::telecomx::list_sip,
     ),
     components(
         schemas(Problem, feeds::FeedKind),
@@ -101,6 +102,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "domains", description = "The SIP domains (digest realms) served."),
         (name = "accounts", description = "SIP accounts and their settings."),
         (name = "feeds", description = "Batches from the SIP platform: registrations, call detail records, balance changes."),
+        (name = "telecomx", description = "The telecomx-compatible SIP account listing `GET /sip`: the vendor's query parameters, objects and `{\"error\", \"message\"}` errors."),
     )
 )]
 pub struct ApiDoc;
