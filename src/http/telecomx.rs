@@ -159,7 +159,10 @@ pub struct SipAccount {
     contact: Option<String>,
     /// `IP_AUTH`, `IP_AUTH_REG`, `IP` or `COUNTRY_AUTH_REG`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, pattern = "^(IP_AUTH|IP_AUTH_REG|IP|COUNTRY_AUTH_REG)$")]
+    #[schema(
+        nullable = false,
+        pattern = "^(IP_AUTH|IP_AUTH_REG|IP|COUNTRY_AUTH_REG)$"
+    )]
     connection: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -419,10 +422,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<SipQuery, SipError> {
             let shown: String = key.chars().filter(|c| !c.is_control()).take(40).collect();
             return Err(SipError::bad(
                 "query",
-                format!(
-                    "Unknown parameter {shown:?}: use {}",
-                    PARAMS.join(", ")
-                ),
+                format!("Unknown parameter {shown:?}: use {}", PARAMS.join(", ")),
             ));
         };
         if seen.insert(name, value).is_some() {
@@ -445,9 +445,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<SipQuery, SipError> {
             .parse::<i64>()
             .ok()
             .filter(|o| *o >= 0 && v.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| {
-                SipError::bad("offset", "offset must be a whole number from 0 on")
-            })?;
+            .ok_or_else(|| SipError::bad("offset", "offset must be a whole number from 0 on"))?;
     }
     if let Some(v) = get("limit") {
         q.limit = v
@@ -662,7 +660,9 @@ fn sip_account(
         custom: full_only(a.custom.clone()).and_then(|c| serde_json::from_str(&c).ok()),
         status: sip(Some(if v.is_online() { "ON" } else { "OFF" }.to_owned())),
         sip_server: sip(full_only(a.sip_server.clone())).filter(|_| op.is_admin()),
-        user_agent: sip(full_only(v.live.as_ref().and_then(|r| r.user_agent.clone()))),
+        user_agent: sip(full_only(
+            v.live.as_ref().and_then(|r| r.user_agent.clone()),
+        )),
         contact: sip(full_only(v.live.as_ref().map(|r| r.contact.clone()))),
         connection: sip(a.connection.clone()),
         username: sip(Some(v.account.username.clone())),
@@ -757,7 +757,10 @@ mod tests {
         .unwrap();
         assert_eq!(q.customer.as_deref(), Some("12"));
         assert_eq!(q.filter, Some(AccountFilter::Search("+4580 80".into())));
-        assert_eq!((q.offset, q.limit, q.full, q.up), (10, 25, true, Some(false)));
+        assert_eq!(
+            (q.offset, q.limit, q.full, q.up),
+            (10, 25, true, Some(false))
+        );
         // Empty values are absent ones.
         let q = parse_query(Some("customer=&limit=&up=&filter=")).unwrap();
         assert_eq!(q, parse_query(None).unwrap());
@@ -785,7 +788,15 @@ mod tests {
     #[test]
     fn ids() {
         assert_eq!(id_of("12"), Some(12));
-        for bad in ["0", "-1", "+1", "1.0", "abc", "1234567890ABCDEF12345678", ""] {
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1.0",
+            "abc",
+            "1234567890ABCDEF12345678",
+            "",
+        ] {
             assert_eq!(id_of(bad), None, "{bad}");
         }
     }

@@ -13,4 +13,5 @@ mod journal;
 mod openapi;
 mod operator;
 mod readme;
+mod telecomx;
 mod tls;
