@@ -38,6 +38,7 @@ use crate::domain::{AccountFilter, AccountQuery, AccountSort, AccountView, Role}
 use crate::error::ServiceError;
 use crate::service::tenancy::Operator;
 use crate::service::{MAX_PAGE, MonthUsage, Services, search_filter};
+use crate::store::CustomerFilter;
 
 pub const PATH: &str = "/sip";
 /// The default page size of the vendor's API.
@@ -518,6 +519,11 @@ async fn scope_filters(
         };
         services.get_customer(op, own).await.map_err(denied)?;
         filters.push(AccountFilter::Customers(vec![own]));
+    }
+    // A customer that already is the caller's whole scope (OWNER, MANAGER, VIEWER) needs no
+    // second condition: the store would check it twice on every row.
+    if let CustomerFilter::Customer(own) = op.filter() {
+        filters.retain(|f| *f != AccountFilter::Customers(vec![own]));
     }
     Ok(filters)
 }

@@ -83,6 +83,9 @@ fn apply<'q, O>(
     q
 }
 
+/// Substring searches (SQLite) matching at most this many accounts bind their ids.
+const SEARCH_IDS_MAX: usize = 1_000;
+
 /// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -179,6 +182,8 @@ impl Store {
     ) -> sqlx::Result<(i64, Vec<(Account, AccountAttrs)>)> {
         let mut w = Sql::default();
         w.push("WHERE 1 = 1");
+        // A search resolved to a short list of ids: the page is read by id, not by index.
+        let mut by_ids = false;
         match scope {
             CustomerFilter::All => {}
             CustomerFilter::Customer(c) => {
@@ -192,11 +197,9 @@ impl Store {
                 ));
             }
         }
-        let live_exists = |m: &str| {
-            format!(
-                "EXISTS (SELECT 1 FROM registrations r WHERE r.account_id = a.id AND r.expires_at > {m})"
-            )
-        };
+        // `accounts.live_until` is the newest registration expiry (kept by triggers,
+        // migration 0006): an account is live when it lies after now.
+        let live = |m: &str| format!("a.live_until > {m}");
         for f in &q.filters {
             match f {
                 AccountFilter::Customers(ids) => {
@@ -224,16 +227,16 @@ impl Store {
                     let m = w.bind_ints(if v.is_empty() { &[-1] } else { v });
                     w.push(&format!(" AND a.external_caller_id IN ({m})"));
                 }
-                AccountFilter::Search(s) => self.search_clause(&mut w, s, true),
-                AccountFilter::SearchExceptNotes(s) => self.search_clause(&mut w, s, false),
+                AccountFilter::Search(s) => {
+                    by_ids |= self.search_clause(&mut w, s, true).await?;
+                }
+                AccountFilter::SearchExceptNotes(s) => {
+                    by_ids |= self.search_clause(&mut w, s, false).await?;
+                }
                 AccountFilter::Online(up) => {
                     let m = w.bind(Bind::Int(now));
-                    let e = live_exists(&m);
-                    if *up {
-                        w.push(&format!(" AND {e}"));
-                    } else {
-                        w.push(&format!(" AND NOT {e}"));
-                    }
+                    let op = if *up { ">" } else { "<=" };
+                    w.push(&format!(" AND a.live_until {op} {m}"));
                 }
             }
         }
@@ -245,7 +248,8 @@ impl Store {
                 Bind::Text(t) => cq.bind(t.clone()),
             };
         }
-        let total = cq.fetch_one(&self.pool).await?;
+        // Run beside the page query below (another pooled connection): the two are independent.
+        let total_fut = cq.fetch_one(&self.pool);
 
         let mut sql = w;
         let text_order = |col: &str, backend: Backend| match backend {
@@ -273,10 +277,7 @@ impl Store {
                 ),
                 AccountSort::Online => {
                     let m = sql.bind(Bind::Int(now));
-                    (
-                        format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m)),
-                        false,
-                    )
+                    (format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live(&m)), false)
                 }
                 AccountSort::UserAgent => {
                     let m = sql.bind(Bind::Int(now));
@@ -304,19 +305,53 @@ impl Store {
         order.push("a.id ASC".to_owned());
         let limit = sql.bind(Bind::Int(q.limit.max(0)));
         let offset = sql.bind(Bind::Int(q.offset.max(0)));
-        let rows_sql = format!(
-            "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-            account_columns!(),
-            attrs_columns!(),
+        // Two steps: the page's ids first (an index can often answer it alone, so skipping
+        // `offset` rows reads no table rows), then those rows.
+        let domain_join = if q.sort.iter().any(|(k, _)| *k == AccountSort::Domain) {
+            " JOIN domains d ON d.id = a.domain_id"
+        } else {
+            ""
+        };
+        // SQLite would walk the sort index probing the few ids; looking them up and sorting
+        // them is cheaper (`NOT INDEXED` still allows lookups by id).
+        let hint = if by_ids { " NOT INDEXED" } else { "" };
+        let ids_sql = format!(
+            "SELECT a.id FROM accounts a{hint}{domain_join} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
             sql.text,
             order.join(", ")
         );
-        let rows: Vec<FullRow> = apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &sql.binds)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut iq = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(ids_sql));
+        for b in &sql.binds {
+            iq = match b {
+                Bind::Int(i) => iq.bind(*i),
+                Bind::Text(t) => iq.bind(t.clone()),
+            };
+        }
+        let (total, ids) = tokio::try_join!(total_fut, iq.fetch_all(&self.pool))?;
+        if ids.is_empty() {
+            return Ok((total, Vec::new()));
+        }
+        let mut rq = Sql::default();
+        let m = rq.bind_ints(&ids);
+        let rows_sql = format!(
+            "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.id IN ({m})",
+            account_columns!(),
+            attrs_columns!(),
+        );
+        let mut rows: HashMap<i64, FullRow> =
+            apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &rq.binds)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r: FullRow| (r.account.id, r))
+                .collect();
+        // In the page's order; a row deleted between the two steps is left out.
         Ok((
             total,
-            rows.into_iter().map(|r| (r.account, r.attrs)).collect(),
+            ids.iter()
+                .filter_map(|id| rows.remove(id))
+                .map(|r| (r.account, r.attrs))
+                .collect(),
         ))
     }
 
@@ -431,11 +466,13 @@ impl Store {
 impl Store {
     /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
     /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
-    /// is kept by triggers (migration 0006): on SQLite an FTS5 trigram table answers patterns
-    /// of three or more characters from its index, shorter ones scan that table; on PostgreSQL
-    /// `LIKE` over `search_text` (and `lower(notes)`) uses the pg_trgm GIN indexes for
-    /// patterns of three or more characters.
-    fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) {
+    /// is kept by triggers (migration 0006). On SQLite an FTS5 trigram table answers patterns
+    /// of three or more characters from its index: when they match at most
+    /// [`SEARCH_IDS_MAX`] accounts the ids are bound as a list (returns `true`), else the
+    /// match stays a subquery; shorter patterns scan that table. On PostgreSQL `LIKE` over
+    /// `search_text` (and `lower(notes)`) uses the pg_trgm GIN indexes for patterns of three
+    /// or more characters.
+    async fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) -> sqlx::Result<bool> {
         let needle = s.to_lowercase();
         match self.backend {
             Backend::Sqlite if needle.chars().count() >= 3 => {
@@ -446,6 +483,26 @@ impl Store {
                 } else {
                     format!("body : {phrase}")
                 };
+                // The matches' ids as one JSON array (one row: far cheaper than a row each),
+                // at most one more than the limit.
+                let (count, list): (i64, String) = sqlx::query_as(
+                    "SELECT COUNT(*), json_group_array(rowid) FROM (SELECT rowid FROM \
+                     account_search WHERE account_search MATCH $1 LIMIT $2)",
+                )
+                .bind(&query)
+                .bind(SEARCH_IDS_MAX as i64 + 1)
+                .fetch_one(&self.pool)
+                .await?;
+                if count <= SEARCH_IDS_MAX as i64 {
+                    if count == 0 {
+                        w.push(" AND 1 = 0");
+                    } else {
+                        // The same statement text for any list.
+                        let m = w.bind(Bind::Text(list));
+                        w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
+                    }
+                    return Ok(true);
+                }
                 let m = w.bind(Bind::Text(query));
                 w.push(&format!(
                     " AND a.id IN (SELECT rowid FROM account_search WHERE account_search MATCH {m})"
@@ -463,7 +520,7 @@ impl Store {
                      WHERE instr(body, {m}) > 0{in_notes})"
                 ));
             }
-            Backend::Postgres => {
+            Backend::Postgres if needle.chars().count() >= 3 => {
                 // Backslash is PostgreSQL's default LIKE escape.
                 let m = w.bind(Bind::Text(format!("%{}%", like_escape(&needle))));
                 let in_notes = if notes {
@@ -473,7 +530,18 @@ impl Store {
                 };
                 w.push(&format!(" AND (a.search_text LIKE {m}{in_notes})"));
             }
+            Backend::Postgres => {
+                // No trigram to look up: a plain scan, never a whole-index walk.
+                let m = w.bind(Bind::Text(needle));
+                let in_notes = if notes {
+                    format!(" OR strpos(lower(a.notes), {m}) > 0")
+                } else {
+                    String::new()
+                };
+                w.push(&format!(" AND (strpos(a.search_text, {m}) > 0{in_notes})"));
+            }
         }
+        Ok(false)
     }
 }
 

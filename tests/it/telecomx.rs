@@ -961,3 +961,90 @@ async fn throttled_in_own_format() {
     assert_eq!(r.headers["retry-after"], "60");
     ts.stop().await;
 }
+
+/// `up=` follows registrations through every change (the newest expiry is kept by triggers):
+/// registering, refreshing to a shorter expiry, expiring, removing one of two contacts,
+/// removing the last, and the account going away.
+#[tokio::test]
+async fn up_follows_registrations() {
+    for b in backends() {
+        let ts = TestServer::start(b).await;
+        let w = world(&ts.services).await;
+        let s = &ts.services;
+        let up = async |flag: bool| -> Vec<String> {
+            let r = call(
+                &ts,
+                &w,
+                "admin",
+                "GET",
+                &format!("customer={{C1}}&up={flag}"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let body = r.json();
+            let mut v: Vec<String> = body["sipAccounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["_id"].as_str().unwrap().to_owned())
+                .map(|id| w.public_ids[&id].clone())
+                .collect();
+            v.sort();
+            assert_eq!(body["total"], v.len(), "{body}");
+            v
+        };
+        let ip = "<account:ip_only@example.com>".to_owned();
+        let reg = |contact: &str, expires_at: i64| Registration {
+            contact: contact.into(),
+            public_contact: None,
+            expires_at,
+            user_agent: Some("Test".into()),
+            transport: None,
+            instance_id: None,
+        };
+        let store_reg = async |r: Registration| {
+            let a = &w.accounts["ip_only"];
+            let mut tx = s.store.begin_write().await.unwrap();
+            s.store
+                .upsert_registration(&mut tx, a.id, &r, sipsettings::util::now())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        };
+        let now = sipsettings::util::now();
+        assert!(!up(true).await.contains(&ip));
+        assert!(up(false).await.contains(&ip));
+        // Two contacts.
+        store_reg(reg("sip:a@192.0.2.80", now + 600)).await;
+        store_reg(reg("sip:b@192.0.2.80", now + 60)).await;
+        assert!(up(true).await.contains(&ip));
+        assert!(!up(false).await.contains(&ip));
+        // The newer one refreshed to a shorter expiry, then removed: the other still holds.
+        store_reg(reg("sip:a@192.0.2.80", now + 30)).await;
+        assert!(up(true).await.contains(&ip));
+        s.upsert_registration(&w.accounts["ip_only"], &reg("sip:a@192.0.2.80", now - 1))
+            .await
+            .unwrap();
+        assert!(up(true).await.contains(&ip));
+        // The last one's expiry moved into the past (kept, but not live): down.
+        store_reg(reg("sip:b@192.0.2.80", now - 5)).await;
+        assert!(!up(true).await.contains(&ip));
+        assert!(up(false).await.contains(&ip));
+        // Registered again, then the account removed.
+        store_reg(reg("sip:c@192.0.2.80", now + 600)).await;
+        assert!(up(true).await.contains(&ip));
+        s.remove_account(&w.accounts["ip_only"]).await.unwrap();
+        assert!(!up(true).await.contains(&ip));
+        assert!(!up(false).await.contains(&ip));
+        // Every live account in the world, through both halves.
+        assert_eq!(
+            up(true).await,
+            [
+                "<account:pbx-trunk@example.com>",
+                "<account:trunk-cph@example.com>"
+            ]
+        );
+        assert_eq!(up(false).await.len(), 3);
+        ts.stop().await;
+    }
+}

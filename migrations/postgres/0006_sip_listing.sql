@@ -58,5 +58,48 @@ BEGIN
 END
 $$;
 
--- Listings sort by user name in byte order (COLLATE "C", as the store's ORDER BY), then id.
-CREATE INDEX accounts_customer_username_c ON accounts (customer_id, username COLLATE "C", id);
+
+-- `up=` of the /sip listing: the latest expiry of the account's registrations (0: none), kept
+-- by a trigger, so "live" (some registration expires after now) is `live_until > now` and an
+-- index range per customer instead of a registrations probe per account. Ingestion handles
+-- registrations in account order, so these row locks follow the same global order.
+ALTER TABLE accounts ADD COLUMN live_until BIGINT NOT NULL DEFAULT 0;
+UPDATE accounts a SET live_until = coalesce((SELECT max(r.expires_at) FROM registrations r
+                                             WHERE r.account_id = a.id), 0);
+CREATE INDEX accounts_customer_live ON accounts (customer_id, live_until);
+
+-- Listings sort by user name in byte order (COLLATE "C", as the store's ORDER BY), then id;
+-- with `live_until` in the index a page of `up=` is read from the index alone. It replaces
+-- the index of migration 0005, which the "C" order cannot use.
+DROP INDEX accounts_customer_username;
+CREATE INDEX accounts_customer_username_c ON accounts (customer_id, username COLLATE "C", id)
+    INCLUDE (live_until);
+
+CREATE FUNCTION registrations_live_until() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE accounts SET live_until = NEW.expires_at
+        WHERE id = NEW.account_id AND live_until < NEW.expires_at;
+        RETURN NULL;
+    END IF;
+    -- UPDATE or DELETE: the newest expiry left, written only when it changes.
+    UPDATE accounts a
+    SET live_until = coalesce((SELECT max(r.expires_at) FROM registrations r
+                               WHERE r.account_id = a.id), 0)
+    WHERE a.id = OLD.account_id
+      AND a.live_until <> coalesce((SELECT max(r.expires_at) FROM registrations r
+                                    WHERE r.account_id = a.id), 0);
+    IF TG_OP = 'UPDATE' AND NEW.account_id <> OLD.account_id THEN
+        UPDATE accounts a
+        SET live_until = coalesce((SELECT max(r.expires_at) FROM registrations r
+                                   WHERE r.account_id = a.id), 0)
+        WHERE a.id = NEW.account_id
+          AND a.live_until <> coalesce((SELECT max(r.expires_at) FROM registrations r
+                                        WHERE r.account_id = a.id), 0);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER registrations_live_until AFTER INSERT OR UPDATE OF expires_at, account_id OR DELETE
+    ON registrations FOR EACH ROW EXECUTE FUNCTION registrations_live_until();
