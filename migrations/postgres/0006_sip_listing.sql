@@ -82,7 +82,16 @@ BEGIN
         WHERE id = NEW.account_id AND live_until < NEW.expires_at;
         RETURN NULL;
     END IF;
-    -- UPDATE or DELETE: the newest expiry left, written only when it changes.
+    IF TG_OP = 'UPDATE' THEN
+        -- A refresh that extends the expiry (the common case) needs no look at the others.
+        IF NEW.account_id = OLD.account_id AND NEW.expires_at >= OLD.expires_at THEN
+            UPDATE accounts SET live_until = NEW.expires_at
+            WHERE id = NEW.account_id AND live_until < NEW.expires_at;
+            RETURN NULL;
+        END IF;
+    END IF;
+    -- A shorter expiry, a move or a removal: the newest expiry left, written only when it
+    -- changes.
     UPDATE accounts a
     SET live_until = coalesce((SELECT max(r.expires_at) FROM registrations r
                                WHERE r.account_id = a.id), 0)

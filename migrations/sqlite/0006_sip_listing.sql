@@ -89,8 +89,17 @@ CREATE TRIGGER registrations_live_insert AFTER INSERT ON registrations BEGIN
     WHERE id = NEW.account_id AND live_until < NEW.expires_at;
 END;
 
--- Writes only when the value changes: a refresh that extends the newest expiry writes once.
+-- A refresh that extends the expiry (the common case) needs no look at the others.
+CREATE TRIGGER registrations_live_extend AFTER UPDATE OF expires_at, account_id ON registrations
+WHEN NEW.account_id = OLD.account_id AND NEW.expires_at >= OLD.expires_at
+BEGIN
+    UPDATE accounts SET live_until = NEW.expires_at
+    WHERE id = NEW.account_id AND live_until < NEW.expires_at;
+END;
+
+-- A shorter expiry or a move: the newest expiry left, written only when it changes.
 CREATE TRIGGER registrations_live_update AFTER UPDATE OF expires_at, account_id ON registrations
+WHEN NOT (NEW.account_id = OLD.account_id AND NEW.expires_at >= OLD.expires_at)
 BEGIN
     UPDATE accounts
     SET live_until = coalesce((SELECT max(r.expires_at) FROM registrations r
