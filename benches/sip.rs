@@ -7,7 +7,7 @@
 //! `"<city> trunk <i>"` (20 cities), one ENUM number `+4570<i:06>`, an IP address on 10 %,
 //! notes on 5 %; live registrations on 10 % and expired ones on another 10 %; one placed call
 //! in the last months on half of them. Then it starts the server on a socket and, with
-//! `--connections` keep-alive connections (default 4) of the customer's OWNER (bearer token),
+//! `--connections` keep-alive connections (default 1) of the customer's OWNER (bearer token),
 //! measures pages of 50 (`limit=50`, sorted by user name as always) per scenario: p50 and p99
 //! over `--seconds` (default 8) after a 1 s warm-up.
 //!
@@ -77,7 +77,7 @@ impl Args {
             },
             accounts: 100_000,
             seconds: 8,
-            connections: 4,
+            connections: 1,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {

@@ -538,10 +538,10 @@ async fn scope_filters(
 /// the same as an absent one. Errors are `{"error": code, "message": text}`.
 #[utoipa::path(get, path = "/sip", tag = "telecomx",
     params(
-        ("customer" = Option<String>, Query,
-            description = "Id of the customer whose accounts to list; default: the caller's own customer."),
-        ("reseller" = Option<String>, Query,
-            description = "Id of a reseller: list the accounts of its customers and of its sub-resellers' customers."),
+        ("customer" = Option<String>, Query, pattern = "^[1-9][0-9]{0,17}$",
+            description = "Id of the customer whose accounts to list; default: the caller's own customer. Other values name no customer (403)."),
+        ("reseller" = Option<String>, Query, pattern = "^[1-9][0-9]{0,17}$",
+            description = "Id of a reseller: list the accounts of its customers and of its sub-resellers' customers, recursively. Other values name no reseller (403)."),
         ("offset" = Option<i64>, Query, minimum = 0,
             description = "Index of the first account to return (default 0)."),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500,
