@@ -83,7 +83,7 @@ fn apply<'q, O>(
     q
 }
 
-/// Substring searches (SQLite) matching at most this many accounts bind their ids.
+/// Substring searches matching at most this many accounts bind their ids (see `search_clause`).
 const SEARCH_IDS_MAX: usize = 1_000;
 
 /// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
@@ -313,8 +313,13 @@ impl Store {
             ""
         };
         // SQLite would walk the sort index probing the few ids; looking them up and sorting
-        // them is cheaper (`NOT INDEXED` still allows lookups by id).
-        let hint = if by_ids { " NOT INDEXED" } else { "" };
+        // them is cheaper (`NOT INDEXED` still allows lookups by id). PostgreSQL's planner
+        // sees the short list itself.
+        let hint = if by_ids && self.backend == Backend::Sqlite {
+            " NOT INDEXED"
+        } else {
+            ""
+        };
         let ids_sql = format!(
             "SELECT a.id FROM accounts a{hint}{domain_join} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
             sql.text,
@@ -466,80 +471,111 @@ impl Store {
 impl Store {
     /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
     /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
-    /// is kept by triggers (migration 0006). On SQLite an FTS5 trigram table answers patterns
-    /// of three or more characters from its index: when they match at most
-    /// [`SEARCH_IDS_MAX`] accounts the ids are bound as a list (returns `true`), else the
-    /// match stays a subquery; shorter patterns scan that table. On PostgreSQL `LIKE` over
-    /// `search_text` (and `lower(notes)`) uses the pg_trgm GIN indexes for patterns of three
-    /// or more characters.
+    /// is kept by triggers (migration 0006). Patterns of three or more characters use a
+    /// trigram index: an FTS5 `trigram` table on SQLite (a phrase query), the pg_trgm GIN
+    /// indexes on PostgreSQL (`LIKE`); shorter ones scan the search text.
+    ///
+    /// The matches are looked up first, at most [`SEARCH_IDS_MAX`] + 1 of them: when there
+    /// are no more than that, their ids are bound as one JSON array, so the count is a few
+    /// lookups and the page a small sort (returns `true`: SQLite then reads the page by id);
+    /// otherwise the condition itself goes into the query, whose page then walks the sort
+    /// index while most rows match.
     async fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) -> sqlx::Result<bool> {
         let needle = s.to_lowercase();
-        match self.backend {
-            Backend::Sqlite if needle.chars().count() >= 3 => {
+        let trigrams = needle.chars().count() >= 3;
+        // The value bound to the condition, and the condition for a marker: on SQLite over
+        // the `account_search` table (its row id is the account id), on PostgreSQL over `a`.
+        let (value, cond): (String, Box<dyn Fn(&str) -> String + Send + Sync>) = match self.backend
+        {
+            Backend::Sqlite if trigrams => {
                 // An FTS5 phrase: everything inside the quotes is literal but the quote itself.
                 let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-                let query = if notes {
-                    format!("{{body notes}} : {phrase}")
-                } else {
-                    format!("body : {phrase}")
-                };
-                // The matches' ids as one JSON array (one row: far cheaper than a row each),
-                // at most one more than the limit.
-                let (count, list): (i64, String) = sqlx::query_as(
-                    "SELECT COUNT(*), json_group_array(rowid) FROM (SELECT rowid FROM \
-                     account_search WHERE account_search MATCH $1 LIMIT $2)",
+                let cols = if notes { "{body notes}" } else { "body" };
+                (
+                    format!("{cols} : {phrase}"),
+                    Box::new(|m: &str| format!("account_search MATCH {m}")),
                 )
-                .bind(&query)
-                .bind(SEARCH_IDS_MAX as i64 + 1)
-                .fetch_one(&self.pool)
-                .await?;
-                if count <= SEARCH_IDS_MAX as i64 {
-                    if count == 0 {
-                        w.push(" AND 1 = 0");
+            }
+            Backend::Sqlite => (
+                needle,
+                Box::new(move |m: &str| {
+                    if notes {
+                        format!("(instr(body, {m}) > 0 OR instr(notes, {m}) > 0)")
                     } else {
-                        // The same statement text for any list.
-                        let m = w.bind(Bind::Text(list));
-                        w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
+                        format!("instr(body, {m}) > 0")
                     }
-                    return Ok(true);
+                }),
+            ),
+            // Backslash is PostgreSQL's default LIKE escape.
+            Backend::Postgres if trigrams => (
+                format!("%{}%", like_escape(&needle)),
+                Box::new(move |m: &str| {
+                    if notes {
+                        format!("(a.search_text LIKE {m} OR lower(a.notes) LIKE {m})")
+                    } else {
+                        format!("a.search_text LIKE {m}")
+                    }
+                }),
+            ),
+            // No trigram to look up: a plain scan, never a whole-index walk.
+            Backend::Postgres => (
+                needle,
+                Box::new(move |m: &str| {
+                    if notes {
+                        format!(
+                            "(strpos(a.search_text, {m}) > 0 OR strpos(lower(a.notes), {m}) > 0)"
+                        )
+                    } else {
+                        format!("strpos(a.search_text, {m}) > 0")
+                    }
+                }),
+            ),
+        };
+        let (matches, list_of) = match self.backend {
+            Backend::Sqlite => (
+                format!(
+                    "SELECT rowid AS id FROM account_search WHERE {}",
+                    cond("$1")
+                ),
+                "json_group_array(id)",
+            ),
+            Backend::Postgres => (
+                format!("SELECT a.id AS id FROM accounts a WHERE {}", cond("$1")),
+                "coalesce(json_agg(id), '[]')::text",
+            ),
+        };
+        // One row, whatever the number of matches: far cheaper than a row each.
+        let (count, list): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*), {list_of} FROM ({matches} LIMIT $2) m"
+        )))
+        .bind(&value)
+        .bind(SEARCH_IDS_MAX as i64 + 1)
+        .fetch_one(&self.pool)
+        .await?;
+        if count == 0 {
+            w.push(" AND 1 = 0");
+            return Ok(true);
+        }
+        if count <= SEARCH_IDS_MAX as i64 {
+            // The same statement text for any list.
+            let m = w.bind(Bind::Text(list));
+            match self.backend {
+                Backend::Sqlite => {
+                    w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
                 }
-                let m = w.bind(Bind::Text(query));
-                w.push(&format!(
-                    " AND a.id IN (SELECT rowid FROM account_search WHERE account_search MATCH {m})"
-                ));
+                Backend::Postgres => w.push(&format!(
+                    " AND a.id IN (SELECT value::bigint FROM json_array_elements_text({m}::json))"
+                )),
             }
-            Backend::Sqlite => {
-                let m = w.bind(Bind::Text(needle));
-                let in_notes = if notes {
-                    format!(" OR instr(notes, {m}) > 0")
-                } else {
-                    String::new()
-                };
-                w.push(&format!(
-                    " AND a.id IN (SELECT rowid FROM account_search \
-                     WHERE instr(body, {m}) > 0{in_notes})"
-                ));
-            }
-            Backend::Postgres if needle.chars().count() >= 3 => {
-                // Backslash is PostgreSQL's default LIKE escape.
-                let m = w.bind(Bind::Text(format!("%{}%", like_escape(&needle))));
-                let in_notes = if notes {
-                    format!(" OR lower(a.notes) LIKE {m}")
-                } else {
-                    String::new()
-                };
-                w.push(&format!(" AND (a.search_text LIKE {m}{in_notes})"));
-            }
-            Backend::Postgres => {
-                // No trigram to look up: a plain scan, never a whole-index walk.
-                let m = w.bind(Bind::Text(needle));
-                let in_notes = if notes {
-                    format!(" OR strpos(lower(a.notes), {m}) > 0")
-                } else {
-                    String::new()
-                };
-                w.push(&format!(" AND (strpos(a.search_text, {m}) > 0{in_notes})"));
-            }
+            return Ok(true);
+        }
+        let m = w.bind(Bind::Text(value));
+        match self.backend {
+            Backend::Sqlite => w.push(&format!(
+                " AND a.id IN (SELECT rowid FROM account_search WHERE {})",
+                cond(&m)
+            )),
+            Backend::Postgres => w.push(&format!(" AND {}", cond(&m))),
         }
         Ok(false)
     }

@@ -1112,3 +1112,105 @@ async fn readme_sip_examples_work() {
         );
     }
 }
+
+/// Both ways a search runs (a bound list of the matching ids when there are few, the
+/// condition itself when there are many) and the scan of one- and two-character filters give
+/// the same totals and pages.
+#[tokio::test]
+async fn search_paths_agree_at_scale() {
+    for b in backends() {
+        let ts = TestServer::start(b).await;
+        let w = world(&ts.services).await;
+        let s = &ts.services;
+        let admin = Services::cli_admin();
+        let c2: i64 = w
+            .vars
+            .iter()
+            .find(|(k, _)| k == "{C2}")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        // 1 200 accounts in C2 (beside globex-1): "Branch 0000" … "Branch 1199".
+        for i in 0..1200 {
+            let a = s
+                .add_account(
+                    NewAccount {
+                        username: format!("b{i:04}"),
+                        domain: "example.com".into(),
+                        customer_id: Some(c2),
+                        ..Default::default()
+                    },
+                    "pw",
+                )
+                .await
+                .unwrap();
+            s.update_attrs(
+                &admin,
+                &a,
+                vec![(Attr::Name, text(&format!("Branch {i:04}")))],
+            )
+            .await
+            .unwrap();
+        }
+        let page = async |filter: &str, offset: usize, limit: usize| -> (i64, Vec<String>) {
+            let r = call(
+                &ts,
+                &w,
+                "admin",
+                "GET",
+                &format!("customer={{C2}}&filter={filter}&offset={offset}&limit={limit}"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let v = r.json();
+            let names = v["sipAccounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["username"].as_str().unwrap().to_owned())
+                .collect();
+            (v["total"].as_i64().unwrap(), names)
+        };
+        let want = |range: std::ops::Range<usize>| -> Vec<String> {
+            range.map(|i| format!("b{i:04}")).collect()
+        };
+        // Many matches: the condition itself (trigram index, then the short-pattern scan).
+        for f in ["branch", "BRA", "br"] {
+            assert_eq!(page(f, 0, 50).await, (1200, want(0..50)), "{b} {f}");
+            assert_eq!(
+                page(f, 1150, 100).await,
+                (1200, want(1150..1200)),
+                "{b} {f}"
+            );
+        }
+        // "b" also matches globex-1 ("Globex HQ"), which sorts last.
+        let mut last = want(1190..1200);
+        last.push("globex-1".into());
+        assert_eq!(page("b", 1190, 50).await, (1201, last), "{b}");
+        // Exactly the limit, and fewer: the bound list.
+        assert_eq!(page("h%200", 990, 20).await, (1000, want(990..1000)), "{b}");
+        assert_eq!(page("h%201", 0, 500).await, (200, want(1000..1200)), "{b}");
+        assert_eq!(
+            page("branch%2000", 0, 500).await,
+            (100, want(0..100)),
+            "{b}"
+        );
+        assert_eq!(
+            page("branch%201199", 0, 5).await,
+            (1, want(1199..1200)),
+            "{b}"
+        );
+        // One more than the limit: the condition again.
+        s.update_attrs(
+            &admin,
+            &s.find_account("b1000@example.com").await.unwrap(),
+            vec![(Attr::Name, text("Branch 0999x"))],
+        )
+        .await
+        .unwrap();
+        let (total, names) = page("h%200", 1000, 5).await;
+        assert_eq!((total, names), (1001, want(1000..1001)), "{b}");
+        ts.stop().await;
+    }
+}
