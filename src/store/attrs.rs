@@ -83,6 +83,9 @@ fn apply<'q, O>(
     q
 }
 
+/// A search condition for a given bind marker.
+type Condition = Box<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Substring searches matching at most this many accounts bind their ids (see `search_clause`).
 const SEARCH_IDS_MAX: usize = 1_000;
 
@@ -485,8 +488,7 @@ impl Store {
         let trigrams = needle.chars().count() >= 3;
         // The value bound to the condition, and the condition for a marker: on SQLite over
         // the `account_search` table (its row id is the account id), on PostgreSQL over `a`.
-        let (value, cond): (String, Box<dyn Fn(&str) -> String + Send + Sync>) = match self.backend
-        {
+        let (value, cond): (String, Condition) = match self.backend {
             Backend::Sqlite if trigrams => {
                 // An FTS5 phrase: everything inside the quotes is literal but the quote itself.
                 let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
