@@ -343,6 +343,8 @@ pub enum AccountFilter {
     /// Case-insensitive substring of the name, a number, the IP address, the user name or the
     /// notes (telecomx `filter`).
     Search(String),
+    /// Like `Search`, without the notes (for callers that may not see them).
+    SearchExceptNotes(String),
     /// With (`true`) or without (`false`) a live registration.
     Online(bool),
 }

@@ -5,6 +5,7 @@ pub mod jsonapi;
 pub mod metrics;
 pub mod params;
 pub mod settings;
+pub mod telecomx;
 
 use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::routes())
         .merge(api::routes())
         .merge(jsonapi::routes())
+        .merge(telecomx::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // A stuck store must not hold connections forever; clients retry on 503.
@@ -101,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(api::problems_only))
         // And every error under the JSON:API prefix is a JSON:API error document.
         .layer(axum::middleware::from_fn(jsonapi::errors_only))
+                .layer(axum::middleware::from_fn(telecomx::own_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

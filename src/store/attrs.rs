@@ -90,6 +90,11 @@ fn apply<'q, O>(
 /// sort column's index and checking the flag stops after one page. (On PostgreSQL the plus
 /// would only spoil the row estimate; its planner chooses well with the plain column.)
 const FLAG_HINT: &str = "/*flag*/";
+/// A search condition for a given bind marker.
+type Condition = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Substring searches matching at most this many accounts bind their ids (see `search_clause`).
+const SEARCH_IDS_MAX: usize = 1_000;
 
 /// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
 fn like_escape(s: &str) -> String {
@@ -195,6 +200,8 @@ impl Store {
     ) -> sqlx::Result<(i64, Vec<(Account, AccountAttrs)>)> {
         let mut w = Sql::default();
         w.push("WHERE 1 = 1");
+        // A search resolved to a short list of ids: the page is read by id, not by index.
+        let mut by_ids = false;
         match scope {
             CustomerFilter::All => {}
             CustomerFilter::Customer(c) => {
@@ -208,11 +215,9 @@ impl Store {
                 ));
             }
         }
-        let live_exists = |m: &str| {
-            format!(
-                "EXISTS (SELECT 1 FROM registrations r WHERE r.account_id = a.id AND r.expires_at > {m})"
-            )
-        };
+        // `accounts.live_until` is the newest registration expiry (kept by triggers,
+        // migration 0006): an account is live when it lies after now.
+        let live = |m: &str| format!("a.live_until > {m}");
         for f in &q.filters {
             match f {
                 AccountFilter::Customers(ids) => {
@@ -245,24 +250,15 @@ impl Store {
                     w.push(&format!(" AND a.external_caller_id IN ({m})"));
                 }
                 AccountFilter::Search(s) => {
-                    let m = w.bind(Bind::Text(format!("%{}%", like_escape(&s.to_lowercase()))));
-                    w.push(&format!(
-                        " AND (LOWER(COALESCE(a.name, '')) LIKE {m} ESCAPE '\\' \
-                         OR a.username LIKE {m} ESCAPE '\\' \
-                         OR LOWER(COALESCE(a.ip_address, '')) LIKE {m} ESCAPE '\\' \
-                         OR LOWER(COALESCE(a.notes, '')) LIKE {m} ESCAPE '\\' \
-                         OR EXISTS (SELECT 1 FROM enum_numbers e WHERE e.account_id = a.id \
-                                    AND e.number LIKE {m} ESCAPE '\\'))"
-                    ));
+                    by_ids |= self.search_clause(&mut w, s, true).await?;
+                }
+                AccountFilter::SearchExceptNotes(s) => {
+                    by_ids |= self.search_clause(&mut w, s, false).await?;
                 }
                 AccountFilter::Online(up) => {
                     let m = w.bind(Bind::Int(now));
-                    let e = live_exists(&m);
-                    if *up {
-                        w.push(&format!(" AND {e}"));
-                    } else {
-                        w.push(&format!(" AND NOT {e}"));
-                    }
+                    let op = if *up { ">" } else { "<=" };
+                    w.push(&format!(" AND a.live_until {op} {m}"));
                 }
             }
         }
@@ -277,7 +273,8 @@ impl Store {
                 Bind::Text(t) => cq.bind(t.clone()),
             };
         }
-        let total = cq.fetch_one(&self.pool).await?;
+        // Run beside the page query below (another pooled connection): the two are independent.
+        let total_fut = cq.fetch_one(&self.pool);
 
         // Two steps, because sorting whole rows is what costs (SQLite's sorter carries every
         // column of every matching row): first the page's ids, sorted on the sort keys alone
@@ -312,10 +309,7 @@ impl Store {
                 },
                 AccountSort::Online => {
                     let m = sql.bind(Bind::Int(now));
-                    (
-                        format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live_exists(&m)),
-                        false,
-                    )
+                    (format!("(CASE WHEN {} THEN 1 ELSE 0 END)", live(&m)), false)
                 }
                 AccountSort::UserAgent => {
                     let m = sql.bind(Bind::Int(now));
@@ -343,8 +337,16 @@ impl Store {
         order.push("a.id ASC".to_owned());
         let limit = sql.bind(Bind::Int(q.limit.max(0)));
         let offset = sql.bind(Bind::Int(q.offset.max(0)));
+        // SQLite would walk the sort index probing the few ids of a selective substring
+        // search; looking them up and sorting them is cheaper (`NOT INDEXED` still allows
+        // lookups by id). PostgreSQL's planner sees the short list itself.
+        let hint = if by_ids && self.backend == Backend::Sqlite {
+            " NOT INDEXED"
+        } else {
+            ""
+        };
         let ids_sql = format!(
-            "SELECT a.id FROM accounts a{} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            "SELECT a.id FROM accounts a{hint}{} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
             if needs_domain {
                 " JOIN domains d ON d.id = a.domain_id"
             } else {
@@ -368,28 +370,29 @@ impl Store {
                 Bind::Text(t) => iq.bind(t.clone()),
             };
         }
-        let ids = iq.fetch_all(&self.pool).await?;
+        let (total, ids) = tokio::try_join!(total_fut, iq.fetch_all(&self.pool))?;
         if ids.is_empty() {
             return Ok((total, Vec::new()));
         }
-        let mut rows_q = Sql::default();
-        let m = rows_q.bind_ints(&ids);
+        let mut rq = Sql::default();
+        let m = rq.bind_ints(&ids);
         let rows_sql = format!(
             "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.id IN ({m})",
             account_columns!(),
             attrs_columns!(),
         );
-        let rows: Vec<FullRow> =
-            apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &rows_q.binds)
+        let mut rows: HashMap<i64, FullRow> =
+            apply(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)), &rq.binds)
                 .fetch_all(&self.pool)
-                .await?;
-        let mut by_id: HashMap<i64, FullRow> =
-            rows.into_iter().map(|r| (r.account.id, r)).collect();
-        // In the page's order; a row deleted between the two steps is simply left out.
+                .await?
+                .into_iter()
+                .map(|r: FullRow| (r.account.id, r))
+                .collect();
+        // In the page's order; a row deleted between the two steps is left out.
         Ok((
             total,
             ids.iter()
-                .filter_map(|id| by_id.remove(id))
+                .filter_map(|id| rows.remove(id))
                 .map(|r| (r.account, r.attrs))
                 .collect(),
         ))
@@ -500,6 +503,118 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
+    /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
+    /// is kept by triggers (migration 0006). Patterns of three or more characters use a
+    /// trigram index: an FTS5 `trigram` table on SQLite (a phrase query), the pg_trgm GIN
+    /// indexes on PostgreSQL (`LIKE`); shorter ones scan the search text.
+    ///
+    /// The matches are looked up first, at most [`SEARCH_IDS_MAX`] + 1 of them: when there
+    /// are no more than that, their ids are bound as one JSON array, so the count is a few
+    /// lookups and the page a small sort (returns `true`: SQLite then reads the page by id);
+    /// otherwise the condition itself goes into the query, whose page then walks the sort
+    /// index while most rows match.
+    async fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) -> sqlx::Result<bool> {
+        let needle = s.to_lowercase();
+        let trigrams = needle.chars().count() >= 3;
+        // The value bound to the condition, and the condition for a marker: on SQLite over
+        // the `account_search` table (its row id is the account id), on PostgreSQL over `a`.
+        let (value, cond): (String, Condition) = match self.backend {
+            Backend::Sqlite if trigrams => {
+                // An FTS5 phrase: everything inside the quotes is literal but the quote itself.
+                let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+                let cols = if notes { "{body notes}" } else { "body" };
+                (
+                    format!("{cols} : {phrase}"),
+                    Box::new(|m: &str| format!("account_search MATCH {m}")),
+                )
+            }
+            Backend::Sqlite => (
+                needle,
+                Box::new(move |m: &str| {
+                    if notes {
+                        format!("(instr(body, {m}) > 0 OR instr(notes, {m}) > 0)")
+                    } else {
+                        format!("instr(body, {m}) > 0")
+                    }
+                }),
+            ),
+            // Backslash is PostgreSQL's default LIKE escape.
+            Backend::Postgres if trigrams => (
+                format!("%{}%", like_escape(&needle)),
+                Box::new(move |m: &str| {
+                    if notes {
+                        format!("(a.search_text LIKE {m} OR lower(a.notes) LIKE {m})")
+                    } else {
+                        format!("a.search_text LIKE {m}")
+                    }
+                }),
+            ),
+            // No trigram to look up: a plain scan, never a whole-index walk.
+            Backend::Postgres => (
+                needle,
+                Box::new(move |m: &str| {
+                    if notes {
+                        format!(
+                            "(strpos(a.search_text, {m}) > 0 OR strpos(lower(a.notes), {m}) > 0)"
+                        )
+                    } else {
+                        format!("strpos(a.search_text, {m}) > 0")
+                    }
+                }),
+            ),
+        };
+        let (matches, list_of) = match self.backend {
+            Backend::Sqlite => (
+                format!(
+                    "SELECT rowid AS id FROM account_search WHERE {}",
+                    cond("$1")
+                ),
+                "json_group_array(id)",
+            ),
+            Backend::Postgres => (
+                format!("SELECT a.id AS id FROM accounts a WHERE {}", cond("$1")),
+                "coalesce(json_agg(id), '[]')::text",
+            ),
+        };
+        // One row, whatever the number of matches: far cheaper than a row each.
+        let (count, list): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*), {list_of} FROM ({matches} LIMIT $2) m"
+        )))
+        .bind(&value)
+        .bind(SEARCH_IDS_MAX as i64 + 1)
+        .fetch_one(&self.pool)
+        .await?;
+        if count == 0 {
+            w.push(" AND 1 = 0");
+            return Ok(true);
+        }
+        if count <= SEARCH_IDS_MAX as i64 {
+            // The same statement text for any list.
+            let m = w.bind(Bind::Text(list));
+            match self.backend {
+                Backend::Sqlite => {
+                    w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
+                }
+                Backend::Postgres => w.push(&format!(
+                    " AND a.id IN (SELECT value::bigint FROM json_array_elements_text({m}::json))"
+                )),
+            }
+            return Ok(true);
+        }
+        let m = w.bind(Bind::Text(value));
+        match self.backend {
+            Backend::Sqlite => w.push(&format!(
+                " AND a.id IN (SELECT rowid FROM account_search WHERE {})",
+                cond(&m)
+            )),
+            Backend::Postgres => w.push(&format!(" AND {}", cond(&m))),
+        }
+        Ok(false)
     }
 }
 

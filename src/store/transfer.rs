@@ -392,11 +392,35 @@ async fn postgres_schema(conn: &mut AnyConnection) -> anyhow::Result<Vec<Table>>
     Ok(tables)
 }
 
+/// Columns that the target's triggers compute from other data (search indexes): never copied,
+/// never compared, and free to exist on one backend only.
+const DERIVED_COLUMNS: &[(&str, &str)] = &[("accounts", "search_text")];
+
 async fn schema(conn: &mut AnyConnection, backend: Backend) -> anyhow::Result<Vec<Table>> {
-    match backend {
-        Backend::Sqlite => sqlite_schema(conn).await,
-        Backend::Postgres => postgres_schema(conn).await,
+    let mut tables = match backend {
+        Backend::Sqlite => sqlite_schema(conn).await?,
+        Backend::Postgres => postgres_schema(conn).await?,
+    };
+    if backend == Backend::Sqlite {
+        // Full-text indexes (virtual tables and their shadow tables) are derived data that the
+        // target's triggers rebuild; PostgreSQL keeps the same search in a derived column.
+        let virtuals: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND UPPER(COALESCE(sql, '')) LIKE 'CREATE VIRTUAL TABLE%'",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        tables.retain(|t| {
+            !virtuals
+                .iter()
+                .any(|v| t.name == *v || t.name.starts_with(&format!("{v}_")))
+        });
     }
+    for t in &mut tables {
+        t.columns
+            .retain(|c| !DERIVED_COLUMNS.contains(&(t.name.as_str(), c.name.as_str())));
+    }
+    Ok(tables)
 }
 
 /// Tables ordered parents first, from the foreign keys of both schemas (SQLite cannot add a

@@ -17,4 +17,5 @@ mod operator;
 mod ops;
 mod readme;
 mod replicas;
+mod telecomx;
 mod tls;

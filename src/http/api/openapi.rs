@@ -87,6 +87,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         jsonapi::list,
         jsonapi::show,
         jsonapi::update,
+        crate::http::telecomx::list_sip,
     ),
     components(
         schemas(Problem, feeds::FeedKind, JsonApiErrors),
@@ -129,6 +130,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
             type; 406 when `Accept` names it only with parameters); errors are JSON:API error \
             documents (`{\"errors\": [{\"status\", \"title\", \"detail\", \"source\"}]}`), not problem \
             documents. Same operators, roles and scope as `/api/v1`."),
+        (name = "telecomx", description = "The telecomx-compatible SIP account listing `GET /sip`: the vendor's query parameters, objects and `{\"error\", \"message\"}` errors."),
     )
 )]
 pub struct ApiDoc;
