@@ -42,43 +42,11 @@ async fn readme_curl_examples_work() {
 
 #[tokio::test]
 async fn readme_operator_quick_start_works() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = text
-        .find("<!-- operator-examples")
-        .expect("operator-examples marker");
-    let end = text
-        .find("<!-- end operator-examples -->")
-        .expect("end marker");
-    let block = &text[start..end];
-    let script: String = block
-        .lines()
-        .skip_while(|l| !l.starts_with("```sh"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let script =
+        readme_script("<!-- operator-examples", "<!-- end operator-examples -->").join("\n");
     assert!(script.contains("curl"), "{script}");
     for b in backends() {
-        let bk = Backing::new(b).await;
-        let srv = serve(&bk, &["--demo"], &[]);
-        let script = script
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
-            .replace(
-                "sipsettings ",
-                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
-            );
-        let mut cmd = Command::new("bash");
-        cmd.arg("-ec").arg(&script);
-        for (k, v) in bk.env() {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "{b}: {}\n{out}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let (out, _) = run_against_demo(&script, b).await;
         assert!(out.contains("\"username\":\"bob\""), "{out}");
         assert!(out.contains("\"FNOA\":\"<voice-mailbox>\""), "{out}");
         assert!(
@@ -137,6 +105,32 @@ async fn readme_certificate_examples_work() {
     }
 }
 
+/// Runs a README shell block as written against a fresh `serve --demo` (its port and the
+/// built binary substituted); returns its standard output and the demo account's password.
+pub async fn run_against_demo(script: &str, b: &'static str) -> (String, String) {
+    let bk = Backing::new(b).await;
+    let srv = serve(&bk, &["--demo"], &[]);
+    let script = script
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
+        .replace(
+            "sipsettings ",
+            &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
+        );
+    let mut cmd = Command::new("bash");
+    cmd.arg("-ec").arg(&script);
+    for (k, v) in bk.env() {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{b}: {}\n{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (out.into_owned(), srv.demo_password())
+}
+
 /// The lines of the ```sh block between `start_marker` and `end_marker`.
 pub fn readme_script(start_marker: &str, end_marker: &str) -> Vec<String> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -156,26 +150,7 @@ async fn readme_jsonapi_examples_work() {
     let script = readme_script("<!-- jsonapi-examples", "<!-- end jsonapi-examples -->").join("\n");
     assert!(script.contains("curl"), "{script}");
     for b in backends() {
-        let bk = Backing::new(b).await;
-        let srv = serve(&bk, &["--demo"], &[]);
-        let script = script
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
-            .replace(
-                "sipsettings ",
-                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
-            );
-        let mut cmd = Command::new("bash");
-        cmd.arg("-ec").arg(&script);
-        for (k, v) in bk.env() {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "{b}: {}\n{out}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let (out, _) = run_against_demo(&script, b).await;
         // The list, the filtered page with its customer, the PATCH, the GET, the 400.
         assert!(out.contains("\"record_count\":1"), "{out}");
         assert!(out.contains("\"type\":\"customers\""), "{out}");

@@ -1052,42 +1052,11 @@ async fn up_follows_registrations() {
 /// The README's `/sip` examples run as written against `serve --demo`.
 #[tokio::test]
 async fn readme_sip_examples_work() {
-    use std::process::Command;
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = text.find("<!-- sip-examples").expect("sip-examples marker");
-    let end = start
-        + text[start..]
-            .find("<!-- end sip-examples -->")
-            .expect("end marker");
-    let script: String = text[start..end]
-        .lines()
-        .skip_while(|l| !l.starts_with("```sh"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let script =
+        crate::readme::readme_script("<!-- sip-examples", "<!-- end sip-examples -->").join("\n");
     assert!(script.matches("curl ").count() >= 4, "{script}");
     for b in backends() {
-        let bk = crate::harness::Backing::new(b).await;
-        let srv = crate::cli::serve(&bk, &["--demo"], &[]);
-        let script = script
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", srv.port))
-            .replace(
-                "sipsettings ",
-                &format!("{} ", env!("CARGO_BIN_EXE_sipsettings")),
-            );
-        let mut cmd = Command::new("bash");
-        cmd.arg("-ec").arg(&script);
-        for (k, v) in bk.env() {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "{b}: {}\n{out}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let (out, demo_password) = crate::readme::run_against_demo(&script, b).await;
         // The CLI's lines first, then the four answers back to back.
         let first = out.find('{').expect("no JSON in the output");
         let answers: Vec<Value> = serde_json::Deserializer::from_str(&out[first..])
@@ -1100,10 +1069,7 @@ async fn readme_sip_examples_work() {
             assert_eq!(a["total"], 1, "{a}");
         }
         // full=true for an ADMIN: the SIP password (the demo prints it) and the customer.
-        assert_eq!(
-            answers[1]["sipAccounts"][0]["password"],
-            srv.demo_password()
-        );
+        assert_eq!(answers[1]["sipAccounts"][0]["password"], demo_password);
         assert_eq!(answers[1]["sipAccounts"][0]["customer"], "1");
         assert_eq!(answers[2]["limit"], 10);
         assert_eq!(
