@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use sipsettings::config::{Config, Secret};
+use sipsettings::config::Config;
 use sipsettings::crypto::Keys;
 use sipsettings::domain::NewAccount;
 use sipsettings::domain::Role;
@@ -32,7 +32,7 @@ use sipsettings::service::ingest::{FeedBatch, parse_batch};
 use sipsettings::service::tenancy::NewOperator;
 use sipsettings::store::Store;
 
-use common::{Backend, BackendChoice, POSTGRES_URL_ENV, PostgresDatabase, Result};
+use common::{Backend, BackendChoice, POSTGRES_URL_ENV, Result, with_fresh_store};
 
 const DOMAIN: &str = "bench.example";
 
@@ -181,23 +181,9 @@ fn run_backend(
     args: &Args,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut cfg = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    // Dropped on return, after `bench_store` has closed the store.
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let admin = std::env::var(POSTGRES_URL_ENV)?;
-            Some(PostgresDatabase::create(&admin, "ingest")?)
-        }
-    };
-    if let Some(db) = &database {
-        cfg.database_url = Secret::new(db.url.clone());
-    }
-    rt.block_on(bench_store(backend.name(), &cfg, args, rows))
+    with_fresh_store(backend, "ingest", |cfg| {
+        rt.block_on(bench_store(backend.name(), cfg, args, rows))
+    })
 }
 
 async fn bench_store(

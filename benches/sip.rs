@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use http_body_util::Full;
 use hyper::Method;
 use hyper::header::AUTHORIZATION;
-use sipsettings::config::{Config, Secret};
+use sipsettings::config::Config;
 use sipsettings::crypto::Keys;
 use sipsettings::domain::Role;
 use sipsettings::http::{AppState, start};
@@ -31,7 +31,7 @@ use sipsettings::service::Services;
 use sipsettings::service::tenancy::NewOperator;
 use sipsettings::store::Store;
 
-use common::{Backend, BackendChoice, Connection, POSTGRES_URL_ENV, PostgresDatabase, Result};
+use common::{Backend, BackendChoice, Connection, POSTGRES_URL_ENV, Result, with_fresh_store};
 
 const DOMAIN: &str = "bench.example";
 const CITIES: [&str; 20] = [
@@ -504,23 +504,9 @@ fn run_backend(
     args: &Args,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut cfg = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    // Dropped on return, after the store is closed.
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let admin = std::env::var(POSTGRES_URL_ENV)?;
-            Some(PostgresDatabase::create(&admin, "sip")?)
-        }
-    };
-    if let Some(db) = &database {
-        cfg.database_url = Secret::new(db.url.clone());
-    }
-    rt.block_on(bench_backend(backend, &cfg, args, rows))
+    with_fresh_store(backend, "sip", |cfg| {
+        rt.block_on(bench_backend(backend, cfg, args, rows))
+    })
 }
 
 fn main() -> ExitCode {

@@ -1052,3 +1052,29 @@ impl<T, E: Display> Context<T> for Result<T, E> {
         self.map_err(|e| format!("{}: {e}", what()).into())
     }
 }
+
+/// Runs `f` with an in-process server configuration over a fresh store of `backend`: a temp
+/// data dir and, for PostgreSQL, a database of its own (both removed after `f` returns, so `f`
+/// must close the store first).
+pub fn with_fresh_store<T>(
+    backend: Backend,
+    tag: &str,
+    f: impl FnOnce(&sipsettings::config::Config) -> Result<T>,
+) -> Result<T> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = sipsettings::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..sipsettings::config::Config::default()
+    };
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let admin = std::env::var(POSTGRES_URL_ENV)?;
+            Some(PostgresDatabase::create(&admin, tag)?)
+        }
+    };
+    if let Some(db) = &database {
+        cfg.database_url = sipsettings::config::Secret::new(db.url.clone());
+    }
+    f(&cfg)
+}
