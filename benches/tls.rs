@@ -11,7 +11,11 @@
 //! 3. `keepalive/mtls`: one connection per thread, `get_identity` repeatedly (certificate);
 //! 4. `keepalive/digest`: the same over TLS without a certificate, with digest.
 //!
-//! Run with `cargo bench --bench tls -- [--seconds N] [--threads N]`.
+//! Each pair (1 and 2, 3 and 4) is measured in alternating slices (`--rounds`), and the
+//! CPU time of the server and of the client process per request is reported next to the
+//! rates: on a shared machine the CPU ratio is the steadier figure.
+//!
+//! Run with `cargo bench --bench tls -- [--seconds N] [--threads N] [--rounds N]`.
 
 mod common;
 
@@ -39,18 +43,23 @@ const DIGEST_URI: &str = "/settings.phtml?action=get_identity&realm=example.com"
 struct Args {
     seconds: u64,
     threads: usize,
+    /// Each pair of scenarios is measured in this many alternating slices (mTLS, plain,
+    /// mTLS, plain, …), so that a noisy moment on a shared machine hits both sides.
+    rounds: u64,
 }
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
         seconds: 5,
         threads: 8,
+        rounds: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         match k.as_str() {
             "--seconds" => a.seconds = it.next().ok_or("--seconds N")?.parse()?,
             "--threads" => a.threads = it.next().ok_or("--threads N")?.parse()?,
+            "--rounds" => a.rounds = it.next().ok_or("--rounds N")?.parse::<u64>()?.max(1),
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -115,39 +124,151 @@ fn run() -> Result<()> {
         Some(&certs.join(format!("{ACCOUNT}.crt"))),
     )?);
     println!(
-        "sipsettings HTTPS benchmark: SQLite, {} client threads, {} s per scenario, rustls/ring \
-         client, TLS 1.3, no session resumption",
-        args.threads, args.seconds
+        "sipsettings HTTPS benchmark: SQLite, {} client threads, {} s per scenario in {} \
+         alternating slices per pair, rustls/ring client, TLS 1.3, no session resumption",
+        args.threads, args.seconds, args.rounds
     );
     println!(
-        "{:<20} {:>10} {:>9} {:>9} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+        "{:<20} {:>10} {:>9} {:>9} {:>7} {:>14} {:>14}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs", "client CPU µs"
     );
+    let server_pid = server.0.id();
     let mut rates = Vec::new();
-    for (name, cfg, cert, keepalive) in [
-        ("handshake/mtls", &mtls, true, false),
-        ("handshake/plain", &plain, false, false),
-        ("keepalive/mtls", &mtls, true, true),
-        ("keepalive/digest", &plain, false, true),
+    for pair in [
+        [
+            ("handshake/mtls", &mtls, true, false),
+            ("handshake/plain", &plain, false, false),
+        ],
+        [
+            ("keepalive/mtls", &mtls, true, true),
+            ("keepalive/digest", &plain, false, true),
+        ],
     ] {
-        let r = scenario(https, cfg.clone(), cert, keepalive, &args)?;
-        println!(
-            "{name:<20} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            r.rate, r.p50, r.p99, r.errors
-        );
-        if r.ok == 0 {
-            return Err(format!("{name}: no successful request").into());
+        let mut totals = [Totals::default(), Totals::default()];
+        let slice = Duration::from_secs_f64(args.seconds as f64 / args.rounds as f64);
+        for _ in 0..args.rounds {
+            for ((_, cfg, cert, keepalive), t) in pair.iter().zip(totals.iter_mut()) {
+                let before = Cpu::read(server_pid);
+                let r = scenario(https, (*cfg).clone(), *cert, *keepalive, &args, slice)?;
+                t.add(r, before.since(server_pid));
+            }
         }
-        rates.push(r.rate);
+        for ((name, ..), t) in pair.iter().zip(totals.iter_mut()) {
+            let r = t.outcome();
+            let per_req = |ticks: u64| -> String {
+                match t.requests {
+                    0 => "-".into(),
+                    n => format!("{:.0}", ticks as f64 * 1e6 / CLOCK_TICKS as f64 / n as f64),
+                }
+            };
+            println!(
+                "{name:<20} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>14} {:>14}",
+                r.rate,
+                r.p50,
+                r.p99,
+                r.errors,
+                per_req(t.cpu.server),
+                per_req(t.cpu.client)
+            );
+            if r.ok == 0 {
+                return Err(format!("{name}: no successful request").into());
+            }
+            rates.push((r.rate, t.cpu_per_request()));
+        }
     }
-    if let [hm, hp, km, kd] = rates[..] {
+    if let [(hm, hm_cpu), (hp, hp_cpu), (km, _), (kd, _)] = rates[..] {
         println!(
-            "ratio handshake mTLS / plain TLS: {:.2} (target >= 0.8)",
-            hm / hp
+            "ratio handshake mTLS / plain TLS: {:.2} (target >= 0.8); by CPU per request \
+             (server + client): {:.2}",
+            hm / hp,
+            hp_cpu / hm_cpu
         );
         println!("ratio keep-alive mTLS / digest:   {:.2}", km / kd);
     }
     Ok(())
+}
+
+/// Clock ticks per second of `/proc/*/stat` (USER_HZ: 100 on every Linux port in use).
+const CLOCK_TICKS: u64 = 100;
+
+/// CPU time (user + system, clock ticks) of the server process and of this client process.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: u64,
+    client: u64,
+}
+
+impl Cpu {
+    fn ticks(pid: &str) -> u64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0;
+        };
+        // Fields after the parenthesised command name; utime and stime are fields 14, 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12)
+    }
+
+    fn read(server: u32) -> Cpu {
+        Cpu {
+            server: Self::ticks(&server.to_string()),
+            client: Self::ticks("self"),
+        }
+    }
+
+    fn since(self, server: u32) -> Cpu {
+        let now = Self::read(server);
+        Cpu {
+            server: now.server.saturating_sub(self.server),
+            client: now.client.saturating_sub(self.client),
+        }
+    }
+}
+
+/// One scenario's slices added up.
+#[derive(Default)]
+struct Totals {
+    lat: Vec<u64>,
+    errors: usize,
+    elapsed: f64,
+    /// CPU of the whole slices (warm-up included), divided by the requests of all of it.
+    cpu: Cpu,
+    requests: usize,
+}
+
+impl Totals {
+    fn add(&mut self, s: Slice, cpu: Cpu) {
+        self.lat.extend(s.lat);
+        self.errors += s.errors;
+        self.elapsed += s.elapsed;
+        self.cpu.server += cpu.server;
+        self.cpu.client += cpu.client;
+        self.requests += s.requests;
+    }
+
+    fn cpu_per_request(&self) -> f64 {
+        (self.cpu.server + self.cpu.client) as f64 / self.requests.max(1) as f64
+    }
+
+    fn outcome(&mut self) -> Outcome {
+        self.lat.sort_unstable();
+        let all = &self.lat;
+        let pct = |p: f64| -> f64 {
+            if all.is_empty() {
+                return 0.0;
+            }
+            let i = ((all.len() as f64 - 1.0) * p).round() as usize;
+            all.get(i).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        Outcome {
+            rate: all.len() as f64 / self.elapsed.max(1e-9),
+            p50: pct(0.50),
+            p99: pct(0.99),
+            ok: all.len(),
+            errors: self.errors,
+        }
+    }
 }
 
 fn client_config(data_dir: &Path, identity: Option<&PathBuf>) -> Result<ClientConfig> {
@@ -251,13 +372,23 @@ struct Outcome {
     errors: usize,
 }
 
+/// One measured slice of a scenario.
+struct Slice {
+    lat: Vec<u64>,
+    errors: usize,
+    elapsed: f64,
+    /// Every request of the slice, warm-up included (for CPU per request).
+    requests: usize,
+}
+
 fn scenario(
     addr: SocketAddr,
     cfg: Arc<ClientConfig>,
     cert: bool,
     keepalive: bool,
     args: &Args,
-) -> Result<Outcome> {
+    measure: Duration,
+) -> Result<Slice> {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -265,72 +396,67 @@ fn scenario(
         let cfg = cfg.clone();
         let stop = stop.clone();
         let measuring = measuring.clone();
-        handles.push(std::thread::spawn(move || -> Result<(Vec<u64>, usize)> {
-            let mut lat = Vec::new();
-            let mut errors = 0usize;
-            let mut digest = if cert {
-                None
-            } else {
-                Some(fetch_digest(addr, &cfg)?)
-            };
-            let mut conn: Option<BufReader<Tls>> = None;
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let result = (|| -> Result<u16> {
-                    let mut s = match conn.take() {
-                        Some(s) => s,
-                        None => connect(addr, &cfg)?,
-                    };
-                    let auth = digest.as_mut().map(DigestSession::next_authorization);
-                    let uri = if cert { CERT_URI } else { DIGEST_URI };
-                    let (status, _) = request(&mut s, uri, auth.as_deref(), !keepalive)?;
-                    if keepalive {
-                        conn = Some(s);
+        handles.push(std::thread::spawn(
+            move || -> Result<(Vec<u64>, usize, usize)> {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                let mut requests = 0usize;
+                let mut digest = if cert {
+                    None
+                } else {
+                    Some(fetch_digest(addr, &cfg)?)
+                };
+                let mut conn: Option<BufReader<Tls>> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let result = (|| -> Result<u16> {
+                        let mut s = match conn.take() {
+                            Some(s) => s,
+                            None => connect(addr, &cfg)?,
+                        };
+                        let auth = digest.as_mut().map(DigestSession::next_authorization);
+                        let uri = if cert { CERT_URI } else { DIGEST_URI };
+                        let (status, _) = request(&mut s, uri, auth.as_deref(), !keepalive)?;
+                        if keepalive {
+                            conn = Some(s);
+                        }
+                        Ok(status)
+                    })();
+                    let ok = matches!(result, Ok(200));
+                    requests += 1;
+                    if measuring.load(Ordering::Relaxed) {
+                        if ok {
+                            lat.push(t.elapsed().as_micros() as u64);
+                        } else {
+                            errors += 1;
+                        }
                     }
-                    Ok(status)
-                })();
-                let ok = matches!(result, Ok(200));
-                if measuring.load(Ordering::Relaxed) {
-                    if ok {
-                        lat.push(t.elapsed().as_micros() as u64);
-                    } else {
-                        errors += 1;
+                    if !ok {
+                        conn = None;
                     }
                 }
-                if !ok {
-                    conn = None;
-                }
-            }
-            Ok((lat, errors))
-        }));
+                Ok((lat, errors, requests))
+            },
+        ));
     }
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(300));
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
-    std::thread::sleep(Duration::from_secs(args.seconds));
+    std::thread::sleep(measure);
     measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (lat, e) = h.join().map_err(|_| "client thread panicked")??;
-        all.extend(lat);
-        errors += e;
-    }
-    all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 - 1.0) * p).round() as usize;
-        all.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    let mut out = Slice {
+        lat: Vec::new(),
+        errors: 0,
+        elapsed,
+        requests: 0,
     };
-    Ok(Outcome {
-        rate: all.len() as f64 / elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        ok: all.len(),
-        errors,
-    })
+    for h in handles {
+        let (lat, e, n) = h.join().map_err(|_| "client thread panicked")??;
+        out.lat.extend(lat);
+        out.errors += e;
+        out.requests += n;
+    }
+    Ok(out)
 }

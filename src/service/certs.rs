@@ -1,6 +1,8 @@
 //! Client certificates: issuing (CLI and `get_crt`/`get_p12`), authentication by certificate,
 //! revocation and the CRL. Every rule about certificates lives here, once.
 
+use std::collections::HashMap;
+
 use subtle::ConstantTimeEq;
 
 use super::Services;
@@ -43,6 +45,30 @@ impl From<sqlx::Error> for CertAuthError {
     }
 }
 
+/// Parsed client certificates by their DER: a client sends the same certificate on every
+/// request, and reading it (x509) cost more than the serial check itself. Only what the
+/// certificate says is kept; validity, revocation and the account are checked every time.
+#[derive(Default)]
+pub(super) struct ParsedCerts(std::sync::Mutex<HashMap<Vec<u8>, issue::ClientCertInfo>>);
+
+const PARSED_CERTS_MAX: usize = 10_000;
+
+impl ParsedCerts {
+    fn parse(&self, der: &[u8]) -> Result<issue::ClientCertInfo, &'static str> {
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = lock().get(der) {
+            return Ok(info.clone());
+        }
+        let info = issue::parse_client_cert(der)?;
+        let mut map = lock();
+        if map.len() >= PARSED_CERTS_MAX {
+            map.clear();
+        }
+        map.insert(der.to_vec(), info.clone());
+        Ok(info)
+    }
+}
+
 /// A certificate operation failed for a server-side reason (CA files, sealing): logged with
 /// its cause, answered with the JSON error shape (never a 500).
 fn internal(e: anyhow::Error) -> ServiceError {
@@ -64,7 +90,7 @@ impl Services {
             reason,
             address: address.map(str::to_owned),
         };
-        let info = issue::parse_client_cert(der).map_err(|r| refused(r, None))?;
+        let info = self.parsed_certs.parse(der).map_err(|r| refused(r, None))?;
         let now = now();
         if check_chain {
             let ca = self.ca().map_err(internal)?;
@@ -73,9 +99,9 @@ impl Services {
         if now > info.not_after || now < info.not_before {
             return Err(refused("cert_expired", Some(&info.address)));
         }
-        let Some(account) = self
+        let Some(account_id) = self
             .store
-            .account_by_valid_client_cert(&info.serial, now)
+            .valid_client_cert_account(&info.serial, now)
             .await?
         else {
             // Failure path only: find out why, for the log line.
@@ -86,9 +112,17 @@ impl Services {
             };
             return Err(refused(reason, Some(&info.address)));
         };
-        if !account.address().eq_ignore_ascii_case(&info.address) {
-            return Err(refused("cert_account_mismatch", Some(&info.address)));
-        }
+        // The serial (revocation, expiry) is read from the store on every request; the
+        // account row comes the way digest authentication gets it (the short-lived auth
+        // cache, evicted on every account write), and must be the one the serial names.
+        let (user, domain) = info
+            .address
+            .rsplit_once('@')
+            .ok_or_else(|| refused("cert_no_account", Some(&info.address)))?;
+        let account = match self.store.account_for_auth(user, domain).await? {
+            Some(a) if a.id == account_id => a,
+            _ => return Err(refused("cert_account_mismatch", Some(&info.address))),
+        };
         if account.is_blocked() {
             return Err(CertAuthError::Blocked(Box::new(account)));
         }

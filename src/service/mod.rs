@@ -47,6 +47,7 @@ pub struct Services {
     default_tz: Tz,
     journal: crate::config::JournalConfig,
     ca: Arc<CaSlot>,
+    parsed_certs: Arc<certs::ParsedCerts>,
 }
 
 /// The built-in CA, loaded (or created) on first use.
@@ -66,6 +67,7 @@ impl Services {
                 cfg: cfg.clone(),
                 ca: Mutex::new(None),
             }),
+            parsed_certs: Arc::default(),
         }
     }
 

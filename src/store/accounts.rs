@@ -178,24 +178,6 @@ impl Store {
             .await
     }
 
-    /// The account of a client certificate that is known, not revoked and valid at `now`
-    /// (one query on the hot path of certificate authentication).
-    pub async fn account_by_valid_client_cert(
-        &self,
-        serial: &str,
-        now: i64,
-    ) -> sqlx::Result<Option<Account>> {
-        sqlx::query_as(concat!(
-            account_select!(),
-            "JOIN client_certs c ON c.account_id = a.id \
-             WHERE c.serial = $1 AND c.revoked_at IS NULL AND c.not_after >= $2"
-        ))
-        .bind(serial)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-    }
-
     pub async fn account_by_id_tx(
         &self,
         tx: &mut WriteTx,

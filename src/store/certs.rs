@@ -82,6 +82,28 @@ impl Store {
             .await
     }
 
+    /// The account id of a certificate that is known, not revoked and valid at `now`: the
+    /// per-request check of certificate authentication, so one indexed row of one table.
+    pub async fn valid_client_cert_account(
+        &self,
+        serial: &str,
+        now: i64,
+    ) -> sqlx::Result<Option<i64>> {
+        // Off the pool: see `hot` (this read is on every certificate-authenticated request).
+        self.hot
+            .run(&self.pool, async |conn| {
+                sqlx::query_scalar(
+                    "SELECT account_id FROM client_certs \
+                     WHERE serial = $1 AND revoked_at IS NULL AND not_after >= $2",
+                )
+                .bind(serial)
+                .bind(now)
+                .fetch_optional(conn)
+                .await
+            })
+            .await
+    }
+
     /// The newest certificate of the account that is not revoked and valid after `until`.
     pub async fn active_client_cert(
         &self,

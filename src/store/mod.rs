@@ -10,6 +10,7 @@ pub mod backup;
 pub mod cache;
 mod certs;
 mod history;
+mod hot;
 mod journal;
 mod settings;
 mod tenancy;
@@ -50,6 +51,8 @@ pub struct Store {
     /// letting them spin on `busy_timeout`. Unused on PostgreSQL.
     write_lock: Arc<Mutex<()>>,
     pub cache: Arc<AccountCache>,
+    /// Dedicated connections for the per-request certificate serial check.
+    hot: Arc<hot::HotReaders>,
     listener: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
 
@@ -129,7 +132,12 @@ impl Store {
             .max_connections(cfg.database.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(
                 cfg.database.acquire_timeout_secs.max(1),
-            ));
+            ))
+            // A pooled SQLite connection is a local file handle that cannot go stale; the
+            // ping before each checkout would double the round trips to its worker thread
+            // (it was a third of the client-certificate check). PostgreSQL connections can
+            // die with the server, so they keep it.
+            .test_before_acquire(backend == Backend::Postgres);
         if backend == Backend::Sqlite {
             pool_opts = pool_opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -164,6 +172,7 @@ impl Store {
             backend,
             write_lock: Arc::new(Mutex::new(())),
             cache,
+            hot: Arc::new(hot::HotReaders::new(2)),
             listener,
         })
     }
@@ -255,6 +264,7 @@ impl Store {
         if let Some(l) = &self.listener {
             l.abort();
         }
+        self.hot.close().await;
         self.pool.close().await;
     }
 }

@@ -861,8 +861,24 @@ async fn postgres_outage_answers_503_and_recovers() {
         .build()
         .unwrap();
     let alice = Client::new(&base, "alice", &pw, "example.com");
+    // Certificate authentication reads the serial on a connection of its own (outside the
+    // pool): it must fail the same way and heal the same way.
+    let crt = alice.get("action=get_crt").await;
+    assert_eq!(crt.status, 200, "{}", crt.text);
+    let ca = std::fs::read(bk.dir.path().join("ca.crt")).unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .identity(reqwest::Identity::from_pem(crt.text.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let by_cert = format!(
+        "https://127.0.0.1:{}/settings.phtml?action=get_identity",
+        srv.tls_port
+    );
     let all_ok = || async {
         let a = alice.get("action=get_aliases").await.status;
+        let c = https.get(&by_cert).send().await.unwrap().status().as_u16();
         let api = http
             .get(format!("{base}/api/v1/me"))
             .basic_auth("admin", Some("admin-pw"))
@@ -878,9 +894,9 @@ async fn postgres_outage_answers_503_and_recovers() {
             .unwrap()
             .status()
             .as_u16();
-        (a, api, ready)
+        (a, c, api, ready)
     };
-    assert_eq!(all_ok().await, (200, 200, 200));
+    assert_eq!(all_ok().await, (200, 200, 200, 200));
 
     for round in 0..2 {
         proxy.cut().await;
@@ -890,6 +906,9 @@ async fn postgres_outage_answers_503_and_recovers() {
         let r = alice.get("action=get_aliases").await;
         assert_eq!(r.status, 503, "round {round}: {}", r.text);
         assert_eq!(r.headers["retry-after"], "5");
+        assert_eq!(r.json()["success"], false);
+        let r = read(https.get(&by_cert).send().await.unwrap()).await;
+        assert_eq!(r.status, 503, "round {round}: {}", r.text);
         assert_eq!(r.json()["success"], false);
         // Unauthenticated (the realm lookup needs the store too).
         let r = read(
@@ -930,7 +949,7 @@ async fn postgres_outage_answers_503_and_recovers() {
         let t = Instant::now();
         loop {
             let got = all_ok().await;
-            if got == (200, 200, 200) {
+            if got == (200, 200, 200, 200) {
                 break;
             }
             assert!(
