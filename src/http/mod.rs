@@ -1,6 +1,7 @@
 //! HTTP: the router, shared state, client addresses, and the server loop.
 
 pub mod api;
+pub mod guard;
 pub mod jsonapi;
 pub mod metrics;
 pub mod params;
@@ -133,6 +134,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Hyper's own refusals (see `guard`), in the error format of the surface `path` names.
+pub fn rejection_response(path: &str, status: StatusCode) -> Response {
+    let detail = match status {
+        StatusCode::URI_TOO_LONG => "the request line is too long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "the request headers are too large",
+        _ => "the request line or a header could not be read (malformed or not UTF-8)",
+    };
+    if path == jsonapi::PREFIX || path.starts_with(&format!("{}/", jsonapi::PREFIX)) {
+        let e = match status {
+            StatusCode::URI_TOO_LONG => jsonapi::error::JaError::uri_too_long(),
+            _ => jsonapi::error::JaError::generic(status, detail),
+        };
+        e.into_response()
+    } else if path == telecomx::PATH {
+        telecomx::rejected(status, detail)
+    } else if path.starts_with("/api/") {
+        api::ApiError::new(status, detail).into_response()
+    } else {
+        settings::json_error(status, &format!("Error: {detail}"))
+    }
+}
+
 /// Unknown paths: a problem document under `/api/`, the settings JSON error elsewhere.
 async fn not_found(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
@@ -253,10 +276,12 @@ async fn start_tls(state: &AppState, app: Router) -> anyhow::Result<Option<TlsLi
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::<SocketAddr>::new();
-    let server = axum_server::from_tcp_rustls(listener, rustls_cfg.clone())?.handle(handle.clone());
+    let server = axum_server::from_tcp_rustls(listener, rustls_cfg.clone())?
+        .map(guard::GuardAcceptor)
+        .handle(handle.clone());
     let task = tokio::spawn(async move {
         server
-            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .serve(app.into_make_service_with_connect_info::<guard::Peer>())
             .await
     });
     // Revocations reach the handshake within `crl_refresh_secs` on every replica (the
@@ -366,8 +391,8 @@ pub async fn start(state: AppState) -> anyhow::Result<RunningServer> {
     let http_stop = stop_rx.clone();
     let task = tokio::spawn(async move {
         let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            guard::GuardedListener(listener),
+            app.into_make_service_with_connect_info::<guard::Peer>(),
         )
         .with_graceful_shutdown(async move {
             stopped(http_stop).await;

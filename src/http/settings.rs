@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+
+use crate::http::guard::Peer;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -241,7 +243,7 @@ async fn read_params(
 
 async fn handle(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     req: Request<Body>,
 ) -> Response {
     let ip = st.client_ip(peer, req.headers());

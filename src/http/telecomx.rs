@@ -703,6 +703,11 @@ fn sip_account(
 
 // ---- errors the router makes ----
 
+/// A request hyper refused before routing (see `http::guard`), in this surface's format.
+pub fn rejected(status: StatusCode, message: &str) -> Response {
+    SipError::new(status, "query", message).into_response()
+}
+
 async fn method_not_allowed() -> Response {
     let mut r = SipError::new(
         StatusCode::METHOD_NOT_ALLOWED,

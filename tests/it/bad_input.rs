@@ -244,3 +244,146 @@ async fn oversized_requests() {
         ts.stop().await;
     }
 }
+
+/// One raw HTTP/1.1 exchange: the request is written by a task of its own while the answer
+/// is read (the server may answer before it has read everything). Returns (status, lower-case
+/// headers, body).
+async fn raw_exchange(
+    addr: &str,
+    request: Vec<u8>,
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = sock.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&request).await;
+        let _ = wr.shutdown().await;
+    });
+    let mut out = Vec::new();
+    let _ = rd.read_to_end(&mut out).await;
+    let _ = writer.await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// Requests hyper refuses before routing (request line over 64 KiB, a 1 MB query, a head
+/// over its buffer, raw non-UTF-8 bytes) are answered in the error format of the surface the
+/// path names, with the right status, and the connection closes cleanly (the answer arrives).
+#[tokio::test]
+async fn refusals_before_routing_use_each_surface_format() {
+    let ts = TestServer::start("sqlite").await;
+    let addr = ts.base.trim_start_matches("http://").to_owned();
+    type Shape = fn(&serde_json::Value, u16) -> bool;
+    let surfaces: [(&str, &str, Shape); 4] = [
+        (
+            "/settings.phtml?action=get_identity&realm=example.com&x=",
+            "application/json",
+            |v, _| v["success"] == false && v["error_message"].as_str().is_some(),
+        ),
+        ("/api/v1/accounts?x=", "application/problem+json", |v, s| {
+            v["status"] == s && v["title"].as_str().is_some()
+        }),
+        (
+            "/api/rest/public/operator/sip_device_routes?filter[username]=",
+            "application/vnd.api+json",
+            |v, s| v["errors"][0]["status"].as_str() == Some(s.to_string().as_str()),
+        ),
+        ("/sip?filter=", "application/json", |v, _| {
+            v["error"] == "query" && v["message"].as_str().is_some()
+        }),
+    ];
+    let host = "\r\nHost: x\r\nConnection: close\r\n";
+    for (target, ct, shape) in surfaces {
+        let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+            (
+                "100 KB request line",
+                format!("GET {target}{} HTTP/1.1{host}\r\n", "a".repeat(100_000)).into_bytes(),
+                414,
+            ),
+            (
+                "1 MB query",
+                format!("GET {target}{} HTTP/1.1{host}\r\n", "b".repeat(1_000_000)).into_bytes(),
+                414,
+            ),
+            (
+                "600 KB header",
+                format!(
+                    "GET {target}1 HTTP/1.1{host}X-Big: {}\r\n\r\n",
+                    "c".repeat(600_000)
+                )
+                .into_bytes(),
+                431,
+            ),
+            (
+                "raw non-UTF-8",
+                [
+                    b"GET ".as_slice(),
+                    target.as_bytes(),
+                    b"\xff\xfe HTTP/1.1",
+                    host.as_bytes(),
+                    b"\r\n",
+                ]
+                .concat(),
+                400,
+            ),
+        ];
+        for (label, req, want) in cases {
+            let (status, headers, body) = raw_exchange(&addr, req).await;
+            let label = format!("{target} {label}");
+            assert_eq!(status, want, "{label}: {body}");
+            assert!(
+                headers
+                    .get("content-type")
+                    .is_some_and(|v| v.starts_with(ct)),
+                "{label}: {headers:?}"
+            );
+            assert_eq!(
+                headers.get("content-length"),
+                Some(&body.len().to_string()),
+                "{label}"
+            );
+            let v: serde_json::Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {body}"));
+            assert!(shape(&v, want), "{label}: {v}");
+        }
+    }
+    // A normal request on a kept-alive connection after another one is not touched.
+    let (status, _, body) = raw_exchange(
+        &addr,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("{\"status\":\"ok\"}"), "{body}");
+    // Over TLS the same (the HTTPS listener is wrapped the same way).
+    let ca = ts.services.ca().unwrap().cert_pem.clone();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .http1_only()
+        .build()
+        .unwrap();
+    let r = read(
+        client
+            .get(format!("{}/api/v1/accounts", ts.tls_base))
+            .header("x-big", "c".repeat(600_000))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 431, "{}", r.text);
+    assert_eq!(r.content_type(), "application/problem+json");
+    assert_eq!(r.json()["status"], 431);
+}

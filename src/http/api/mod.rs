@@ -261,8 +261,8 @@ pub async fn authenticate_operator(
 ) -> Result<Operator, OperatorAuthError> {
     let peer = parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
+        .get::<ConnectInfo<crate::http::guard::Peer>>()
+        .map(|c| c.0.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let ip = st.client_ip(peer, &parts.headers);
     if let Verdict::Banned(_) = st.throttle.check(ip, now()) {
