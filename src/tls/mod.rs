@@ -68,22 +68,33 @@ impl ServerIdentity {
         }
         let cert_path = cfg.data_dir.join("server.crt");
         let key_path = cfg.data_dir.join("server.key");
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data dir {}: {e}", cfg.data_dir.display())
+        })?;
+        // Replicas starting at the same moment on one data dir take turns: otherwise both
+        // issue, and their writes can interleave (one's key beside the other's certificate).
+        // The lock is released when `_turn` is dropped (also if this process dies).
+        let lock_path = cfg.data_dir.join("server.lock");
+        let _turn = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
         let now = now();
         if let (Ok(cert_pem), Ok(key_pem)) = (std::fs::read(&cert_path), std::fs::read(&key_path))
             && let (Ok(chain), Ok(key)) = (
                 read_chain(&cert_pem),
                 PrivateKeyDer::from_pem_slice(&key_pem),
             )
-            && chain
-                .first()
-                .is_some_and(|leaf| still_good(leaf, &ca.cert_der, &names, now))
+            && chain.first().is_some_and(|leaf| {
+                still_good(leaf, &ca.cert_der, &names, now) && key_matches(leaf, &key_pem)
+            })
         {
             return Ok(ServerIdentity { chain, key });
         }
         let (cert_pem, key_pem) = issue::issue_server(ca, &names, now - 3600, now + 825 * 86_400)?;
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create data dir {}: {e}", cfg.data_dir.display())
-        })?;
         write_private_file(&key_path, key_pem.as_bytes())?;
         let full = format!("{}{}", cert_pem, ca.cert_pem);
         std::fs::write(&cert_path, &full)
@@ -94,6 +105,17 @@ impl ServerIdentity {
             .map_err(|e| anyhow::anyhow!("generated key unreadable: {e}"))?;
         Ok(ServerIdentity { chain, key })
     }
+}
+
+/// Whether the private key (PEM) belongs to the certificate (a crash between the two writes
+/// could leave a pair that does not).
+fn key_matches(leaf: &CertificateDer<'_>, key_pem: &[u8]) -> bool {
+    let Ok(key) = std::str::from_utf8(key_pem).map(rcgen::KeyPair::from_pem) else {
+        return false;
+    };
+    let Ok(key) = key else { return false };
+    x509_parser::parse_x509_certificate(leaf)
+        .is_ok_and(|(_, c)| c.public_key().subject_public_key.data.as_ref() == key.public_key_raw())
 }
 
 fn read_chain(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -302,6 +324,49 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn replicas_starting_together_share_one_server_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let ca = Arc::new(Ca::load_or_create(&cfg).unwrap());
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let chains: Vec<_> = (0..8)
+            .map(|_| {
+                let (cfg, ca, start) = (cfg.clone(), ca.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    ServerIdentity::load_or_issue(&cfg, &ca).unwrap().chain
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(
+            chains.windows(2).all(|w| w[0] == w[1]),
+            "one issued, the others loaded it"
+        );
+        // A key that does not belong to the certificate on disk is replaced, not served.
+        let other = tempfile::tempdir().unwrap();
+        let other_cfg = Config {
+            data_dir: other.path().to_path_buf(),
+            ..Config::default()
+        };
+        ServerIdentity::load_or_issue(&other_cfg, &ca).unwrap();
+        std::fs::copy(
+            other.path().join("server.key"),
+            dir.path().join("server.key"),
+        )
+        .unwrap();
+        let again = ServerIdentity::load_or_issue(&cfg, &ca).unwrap();
+        assert_ne!(again.chain, chains[0]);
+        let key = std::fs::read(dir.path().join("server.key")).unwrap();
+        assert!(key_matches(&again.chain[0], &key));
     }
 
     #[test]
