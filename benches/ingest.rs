@@ -46,13 +46,8 @@ struct Args {
 
 impl Args {
     fn parse() -> Result<Args> {
-        let pg = std::env::var(POSTGRES_URL_ENV).is_ok_and(|v| !v.is_empty());
         let mut a = Args {
-            backends: if pg {
-                Backend::ALL.to_vec()
-            } else {
-                vec![Backend::Sqlite]
-            },
+            backends: Backend::available(),
             records: 100_000,
             batch: 1_000,
             accounts: 1_000,
@@ -84,7 +79,9 @@ impl Args {
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
-        if a.backends.contains(&Backend::Postgres) && !pg {
+        if a.backends.contains(&Backend::Postgres)
+            && !Backend::available().contains(&Backend::Postgres)
+        {
             return Err(format!("postgres needs {POSTGRES_URL_ENV}").into());
         }
         Ok(a)

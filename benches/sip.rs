@@ -68,13 +68,8 @@ struct Args {
 
 impl Args {
     fn parse() -> Result<Args> {
-        let pg = std::env::var(POSTGRES_URL_ENV).is_ok_and(|v| !v.is_empty());
         let mut a = Args {
-            backends: if pg {
-                Backend::ALL.to_vec()
-            } else {
-                vec![Backend::Sqlite]
-            },
+            backends: Backend::available(),
             accounts: 100_000,
             seconds: 8,
             connections: 1,
@@ -100,7 +95,9 @@ impl Args {
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
-        if a.backends.contains(&Backend::Postgres) && !pg {
+        if a.backends.contains(&Backend::Postgres)
+            && !Backend::available().contains(&Backend::Postgres)
+        {
             return Err(format!("postgres needs {POSTGRES_URL_ENV}").into());
         }
         Ok(a)

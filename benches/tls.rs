@@ -254,17 +254,11 @@ impl Totals {
     fn outcome(&mut self) -> Outcome {
         self.lat.sort_unstable();
         let all = &self.lat;
-        let pct = |p: f64| -> f64 {
-            if all.is_empty() {
-                return 0.0;
-            }
-            let i = ((all.len() as f64 - 1.0) * p).round() as usize;
-            all.get(i).copied().unwrap_or(0) as f64 / 1000.0
-        };
+        let pct = |p: f64| common::percentile_ms(all, p).unwrap_or(0.0);
         Outcome {
             rate: all.len() as f64 / self.elapsed.max(1e-9),
-            p50: pct(0.50),
-            p99: pct(0.99),
+            p50: pct(50.0),
+            p99: pct(99.0),
             ok: all.len(),
             errors: self.errors,
         }

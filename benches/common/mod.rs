@@ -240,6 +240,14 @@ pub enum Backend {
 impl Backend {
     pub const ALL: [Self; 2] = [Self::Sqlite, Self::Postgres];
 
+    /// Both backends when `POSTGRES_URL_ENV` is set, else SQLite alone.
+    pub fn available() -> Vec<Self> {
+        match std::env::var(POSTGRES_URL_ENV) {
+            Ok(v) if !v.is_empty() => Self::ALL.to_vec(),
+            _ => vec![Self::Sqlite],
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",

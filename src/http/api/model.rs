@@ -595,11 +595,18 @@ impl From<AcceptRulesView> for AcceptRulesOut {
 
 // ---- reusable error responses ----
 
-fn problem_response(description: &str, headers: &[(&str, &str)]) -> Response {
+/// An error response of an operator surface as the OpenAPI document describes it: a body of
+/// `schema` in `media_type`, and the listed headers (name, description).
+pub fn documented_error(
+    media_type: &str,
+    schema: &str,
+    description: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut b = ResponseBuilder::new().description(description).content(
-        "application/problem+json",
+        media_type,
         ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
+            .schema(Some(Ref::from_schema_name(schema)))
             .build(),
     );
     for (name, desc) in headers {
@@ -622,7 +629,7 @@ macro_rules! problem_responses {
 
             impl<'r> utoipa::ToResponse<'r> for $name {
                 fn response() -> (&'r str, RefOr<Response>) {
-                    (stringify!($name), problem_response($desc, &[$(($h, $hdesc))?]).into())
+                    (stringify!($name), documented_error("application/problem+json", "Problem", $desc, &[$(($h, $hdesc))?]).into())
                 }
             }
         )*

@@ -5,10 +5,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
-use utoipa::openapi::{ContentBuilder, RefOr};
+use utoipa::openapi::RefOr;
 
 use super::MEDIA_TYPE;
 use crate::error::ServiceError;
@@ -249,25 +246,6 @@ impl From<OperatorAuthError> for JaError {
 
 // ---- the error responses as the OpenAPI document describes them ----
 
-fn error_response(description: &str, headers: &[(&str, &str)]) -> utoipa::openapi::Response {
-    let mut b = ResponseBuilder::new().description(description).content(
-        MEDIA_TYPE,
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("JsonApiErrors")))
-            .build(),
-    );
-    for (name, desc) in headers {
-        b = b.header(
-            *name,
-            HeaderBuilder::new()
-                .schema(ObjectBuilder::new().schema_type(Type::String))
-                .description(Some(*desc))
-                .build(),
-        );
-    }
-    b.build()
-}
-
 macro_rules! error_responses {
     ($($name:ident: $desc:literal $([$h:literal = $hdesc:literal])?;)*) => {
         $(
@@ -276,7 +254,16 @@ macro_rules! error_responses {
 
             impl<'r> utoipa::ToResponse<'r> for $name {
                 fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
-                    (stringify!($name), error_response($desc, &[$(($h, $hdesc))?]).into())
+                    (
+                        stringify!($name),
+                        crate::http::api::model::documented_error(
+                            MEDIA_TYPE,
+                            "JsonApiErrors",
+                            $desc,
+                            &[$(($h, $hdesc))?],
+                        )
+                        .into(),
+                    )
                 }
             }
         )*
