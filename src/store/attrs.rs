@@ -90,9 +90,6 @@ fn apply<'q, O>(
 /// sort column's index and checking the flag stops after one page. (On PostgreSQL the plus
 /// would only spoil the row estimate; its planner chooses well with the plain column.)
 const FLAG_HINT: &str = "/*flag*/";
-/// A search condition for a given bind marker.
-type Condition = Box<dyn Fn(&str) -> String + Send + Sync>;
-
 /// Substring searches matching at most this many accounts bind their ids (see `search_clause`).
 const SEARCH_IDS_MAX: usize = 1_000;
 
@@ -266,7 +263,19 @@ impl Store {
             "SELECT COUNT(*) FROM accounts a {}",
             w.text.replace(FLAG_HINT, "")
         );
-        let mut cq = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        // PostgreSQL plans a substring search for its pattern (an unnamed statement is planned
+        // at bind time with the values): a cached generic plan, made for no pattern in
+        // particular, would choose the same index for a needle that matches everything as
+        // for one that matches one account.
+        let persistent = !(self.backend == Backend::Postgres
+            && q.filters.iter().any(|f| {
+                matches!(
+                    f,
+                    AccountFilter::Search(_) | AccountFilter::SearchExceptNotes(_)
+                )
+            }));
+        let mut cq =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).persistent(persistent);
         for b in &w.binds {
             cq = match b {
                 Bind::Int(i) => cq.bind(*i),
@@ -363,7 +372,8 @@ impl Store {
             ),
             order.join(", ")
         );
-        let mut iq = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(ids_sql));
+        let mut iq =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(ids_sql)).persistent(persistent);
         for b in &sql.binds {
             iq = match b {
                 Bind::Int(i) => iq.bind(*i),
@@ -509,110 +519,100 @@ impl Store {
 impl Store {
     /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
     /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
-    /// is kept by triggers (migration 0006). Patterns of three or more characters use a
-    /// trigram index: an FTS5 `trigram` table on SQLite (a phrase query), the pg_trgm GIN
-    /// indexes on PostgreSQL (`LIKE`); shorter ones scan the search text.
+    /// is kept by triggers (migrations 0006, 0008) in `accounts.search_text`, which the
+    /// listing's index (customer, user name) carries: a search matching many accounts counts
+    /// and pages by walking that index alone (bounded by the accounts in scope), never the
+    /// account rows. Few matches are found with a trigram index instead.
     ///
-    /// The matches are looked up first, at most [`SEARCH_IDS_MAX`] + 1 of them: when there
-    /// are no more than that, their ids are bound as one JSON array, so the count is a few
-    /// lookups and the page a small sort (returns `true`: SQLite then reads the page by id);
-    /// otherwise the condition itself goes into the query, whose page then walks the sort
-    /// index while most rows match.
+    /// PostgreSQL chooses between the two itself (`LIKE` is served by the pg_trgm index or
+    /// checked during the walk, whichever its statistics make cheaper). SQLite first looks
+    /// the matches up in its FTS5 `trigram` table, at most [`SEARCH_IDS_MAX`] + 1 of them: when
+    /// there are no more than that, their ids are bound as one JSON array (returns `true`:
+    /// the page is then read by id); otherwise, and for one or two characters (no trigram),
+    /// the condition goes on the index walk.
+    ///
+    /// The notes are not in the index (up to 4 KiB each): they are searched apart, among the
+    /// accounts that have notes, and the ids found are added to the walk's matches.
     async fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) -> sqlx::Result<bool> {
         let needle = s.to_lowercase();
         let trigrams = needle.chars().count() >= 3;
-        // The value bound to the condition, and the condition for a marker: on SQLite over
-        // the `account_search` table (its row id is the account id), on PostgreSQL over `a`.
-        let (value, cond): (String, Condition) = match self.backend {
-            Backend::Sqlite if trigrams => {
-                // An FTS5 phrase: everything inside the quotes is literal but the quote itself.
-                let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-                let cols = if notes { "{body notes}" } else { "body" };
+        if self.backend == Backend::Postgres {
+            // Backslash is PostgreSQL's default LIKE escape; patterns without a trigram use
+            // `strpos`, so that the planner never walks a whole trigram index for them.
+            let (value, text_cond, notes_cond): (String, &str, &str) = if trigrams {
                 (
-                    format!("{cols} : {phrase}"),
-                    Box::new(|m: &str| format!("account_search MATCH {m}")),
+                    format!("%{}%", like_escape(&needle)),
+                    "a.search_text LIKE {m}",
+                    "lower(n.notes) LIKE {m}",
                 )
+            } else {
+                (
+                    needle,
+                    "strpos(a.search_text, {m}) > 0",
+                    "strpos(lower(n.notes), {m}) > 0",
+                )
+            };
+            let m = w.bind(Bind::Text(value));
+            let text = text_cond.replace("{m}", &m);
+            if notes {
+                let in_notes = notes_cond.replace("{m}", &m);
+                w.push(&format!(
+                    " AND ({text} OR a.id IN (SELECT n.id FROM accounts n \
+                     WHERE n.notes IS NOT NULL AND {in_notes}))"
+                ));
+            } else {
+                w.push(&format!(" AND {text}"));
             }
-            Backend::Sqlite => (
-                needle,
-                Box::new(move |m: &str| {
-                    if notes {
-                        format!("(instr(body, {m}) > 0 OR instr(notes, {m}) > 0)")
-                    } else {
-                        format!("instr(body, {m}) > 0")
-                    }
-                }),
-            ),
-            // Backslash is PostgreSQL's default LIKE escape.
-            Backend::Postgres if trigrams => (
-                format!("%{}%", like_escape(&needle)),
-                Box::new(move |m: &str| {
-                    if notes {
-                        format!("(a.search_text LIKE {m} OR lower(a.notes) LIKE {m})")
-                    } else {
-                        format!("a.search_text LIKE {m}")
-                    }
-                }),
-            ),
-            // No trigram to look up: a plain scan, never a whole-index walk.
-            Backend::Postgres => (
-                needle,
-                Box::new(move |m: &str| {
-                    if notes {
-                        format!(
-                            "(strpos(a.search_text, {m}) > 0 OR strpos(lower(a.notes), {m}) > 0)"
-                        )
-                    } else {
-                        format!("strpos(a.search_text, {m}) > 0")
-                    }
-                }),
-            ),
-        };
-        let (matches, list_of) = match self.backend {
-            Backend::Sqlite => (
-                format!(
-                    "SELECT rowid AS id FROM account_search WHERE {}",
-                    cond("$1")
-                ),
-                "json_group_array(id)",
-            ),
-            Backend::Postgres => (
-                format!("SELECT a.id AS id FROM accounts a WHERE {}", cond("$1")),
-                "coalesce(json_agg(id), '[]')::text",
-            ),
-        };
-        // One row, whatever the number of matches: far cheaper than a row each.
-        let (count, list): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*), {list_of} FROM ({matches} LIMIT $2) m"
-        )))
-        .bind(&value)
-        .bind(SEARCH_IDS_MAX as i64 + 1)
-        .fetch_one(&self.pool)
-        .await?;
-        if count == 0 {
-            w.push(" AND 1 = 0");
-            return Ok(true);
+            return Ok(false);
         }
-        if count <= SEARCH_IDS_MAX as i64 {
-            // The same statement text for any list.
-            let m = w.bind(Bind::Text(list));
-            match self.backend {
-                Backend::Sqlite => {
-                    w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
-                }
-                Backend::Postgres => w.push(&format!(
-                    " AND a.id IN (SELECT value::bigint FROM json_array_elements_text({m}::json))"
-                )),
+        // SQLite's lower() folds ASCII letters only, FTS5 every letter: the index walk
+        // (`instr` over lower()ed text) agrees with the trigram table for ASCII needles.
+        let walk = !trigrams || needle.is_ascii();
+        // An FTS5 phrase: everything inside the quotes is literal but the quote itself.
+        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+        if trigrams {
+            let cols = if notes { "{body notes}" } else { "body" };
+            // One row, whatever the number of matches: far cheaper than a row each.
+            let (count, list): (i64, String) = sqlx::query_as(
+                "SELECT COUNT(*), json_group_array(id) FROM \
+                 (SELECT rowid AS id FROM account_search WHERE account_search MATCH $1 LIMIT $2) m",
+            )
+            .bind(format!("{cols} : {phrase}"))
+            .bind(SEARCH_IDS_MAX as i64 + 1)
+            .fetch_one(&self.pool)
+            .await?;
+            if count == 0 {
+                w.push(" AND 1 = 0");
+                return Ok(true);
             }
-            return Ok(true);
+            if count <= SEARCH_IDS_MAX as i64 {
+                // The same statement text for any list.
+                let m = w.bind(Bind::Text(list));
+                w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
+                return Ok(true);
+            }
+            if !walk {
+                let m = w.bind(Bind::Text(format!("{cols} : {phrase}")));
+                w.push(&format!(
+                    " AND a.id IN (SELECT rowid FROM account_search WHERE account_search MATCH {m})"
+                ));
+                return Ok(false);
+            }
         }
-        let m = w.bind(Bind::Text(value));
-        match self.backend {
-            Backend::Sqlite => w.push(&format!(
-                " AND a.id IN (SELECT rowid FROM account_search WHERE {})",
-                cond(&m)
-            )),
-            Backend::Postgres => w.push(&format!(" AND {}", cond(&m))),
+        let m = w.bind(Bind::Text(needle));
+        let text = format!("instr(a.search_text, {m}) > 0");
+        if notes {
+            let in_notes = if trigrams {
+                let p = w.bind(Bind::Text(format!("notes : {phrase}")));
+                format!("account_search MATCH {p}")
+            } else {
+                format!("instr(notes, {m}) > 0")
+            };
+            w.push(&format!(
+                " AND ({text} OR a.id IN (SELECT rowid FROM account_search WHERE {in_notes}))"
+            ));
+        } else {
+            w.push(&format!(" AND {text}"));
         }
         Ok(false)
     }

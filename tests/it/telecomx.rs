@@ -1177,6 +1177,20 @@ async fn search_paths_agree_at_scale() {
         .unwrap();
         let (total, names) = page("h%200", 1000, 5).await;
         assert_eq!((total, names), (1001, want(1000..1001)), "{b}");
+        // Notes (searched by ADMIN) are not in the listing's index: a broad search still
+        // finds an account by its notes alone, with and without trigrams.
+        s.update_attrs(
+            &admin,
+            &s.find_account("globex-1@other.org").await.unwrap(),
+            vec![(Attr::Notes, text("Old BRANCH office"))],
+        )
+        .await
+        .unwrap();
+        for f in ["branch", "br"] {
+            let mut last = want(1195..1200);
+            last.push("globex-1".into());
+            assert_eq!(page(f, 1195, 50).await, (1201, last), "{b} {f}");
+        }
         ts.stop().await;
     }
 }
