@@ -380,7 +380,19 @@ impl Store {
                 Bind::Text(t) => iq.bind(t.clone()),
             };
         }
-        let (total, ids) = tokio::try_join!(total_fut, iq.fetch_all(&self.pool))?;
+        let (total, ids) = if persistent {
+            tokio::try_join!(total_fut, iq.fetch_all(&self.pool))?
+        } else {
+            // A PostgreSQL search counts first: the page walks the listing index until it has
+            // its rows, and when the search's matches are unlike the rest of the scope (a
+            // city whose accounts are all offline, with `up=true`) the walk would cross the
+            // whole scope for nothing. After the count, a page that can hold nothing is known.
+            let total = total_fut.await?;
+            if total <= q.offset.max(0) {
+                return Ok((total, Vec::new()));
+            }
+            (total, iq.fetch_all(&self.pool).await?)
+        };
         if ids.is_empty() {
             return Ok((total, Vec::new()));
         }
@@ -537,31 +549,17 @@ impl Store {
         let needle = s.to_lowercase();
         let trigrams = needle.chars().count() >= 3;
         if self.backend == Backend::Postgres {
-            // Backslash is PostgreSQL's default LIKE escape; patterns without a trigram use
-            // `strpos`, so that the planner never walks a whole trigram index for them.
-            let (value, text_cond, notes_cond): (String, &str, &str) = if trigrams {
-                (
-                    format!("%{}%", like_escape(&needle)),
-                    "a.search_text LIKE {m}",
-                    "lower(n.notes) LIKE {m}",
-                )
-            } else {
-                (
-                    needle,
-                    "strpos(a.search_text, {m}) > 0",
-                    "strpos(lower(n.notes), {m}) > 0",
-                )
-            };
-            let m = w.bind(Bind::Text(value));
-            let text = text_cond.replace("{m}", &m);
+            // Backslash is PostgreSQL's default LIKE escape. A pattern of one or two characters
+            // has no trigram: the planner then walks the listing index (its cost model knows
+            // that the trigram index cannot narrow such a pattern down).
+            let m = w.bind(Bind::Text(format!("%{}%", like_escape(&needle))));
             if notes {
-                let in_notes = notes_cond.replace("{m}", &m);
                 w.push(&format!(
-                    " AND ({text} OR a.id IN (SELECT n.id FROM accounts n \
-                     WHERE n.notes IS NOT NULL AND {in_notes}))"
+                    " AND (a.search_text LIKE {m} OR a.id IN (SELECT n.id FROM accounts n \
+                     WHERE n.notes IS NOT NULL AND lower(n.notes) LIKE {m}))"
                 ));
             } else {
-                w.push(&format!(" AND {text}"));
+                w.push(&format!(" AND a.search_text LIKE {m}"));
             }
             return Ok(false);
         }
