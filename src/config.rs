@@ -293,6 +293,9 @@ pub struct DatabaseConfig {
     /// Changes through this server, or any replica on PostgreSQL, evict it at once; this
     /// bounds only changes made by other processes on SQLite (the CLI).
     pub account_cache_ms: u64,
+    /// Customers with at least this many accounts keep their search texts in memory (~100
+    /// bytes an account), so that their listings count and page there (0 = always in SQL).
+    pub search_mirror_min_accounts: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -346,6 +349,7 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             acquire_timeout_secs: 5,
             account_cache_ms: 1000,
+            search_mirror_min_accounts: 10_000,
         }
     }
 }

@@ -9,6 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyArguments;
 use sqlx::query::QueryAs;
 
+use super::mirror::{self, Lookup};
 use super::{Backend, CustomerFilter, Store, WriteTx};
 use crate::domain::{
     Account, AccountAttrs, AccountFilter, AccountQuery, AccountSort, Attr, AttrValue, Registration,
@@ -259,6 +260,8 @@ impl Store {
                 }
             }
         }
+        // One large customer's listing: answered from memory where it can (see `mirror`).
+        let mirrored = self.mirrored_search(scope, q).await;
         let count_sql = format!(
             "SELECT COUNT(*) FROM accounts a {}",
             w.text.replace(FLAG_HINT, "")
@@ -380,7 +383,14 @@ impl Store {
                 Bind::Text(t) => iq.bind(t.clone()),
             };
         }
-        let (total, ids) = if persistent {
+        let (total, ids) = if let Some(answer) = mirrored {
+            drop(total_fut);
+            match answer.page {
+                Some(ids) => (answer.total, ids),
+                None if answer.total <= q.offset.max(0) => return Ok((answer.total, Vec::new())),
+                None => (answer.total, iq.fetch_all(&self.pool).await?),
+            }
+        } else if persistent {
             tokio::try_join!(total_fut, iq.fetch_all(&self.pool))?
         } else {
             // A PostgreSQL search counts first: the page walks the listing index until it has
@@ -545,6 +555,124 @@ impl Store {
     ///
     /// The notes are not in the index (up to 4 KiB each): they are searched apart, among the
     /// accounts that have notes, and the ids found are added to the walk's matches.
+    /// The total of a listing counted in memory — and, in the copy's order (user name), its
+    /// page — when the query is one customer's accounts filtered by substrings only and that
+    /// customer's copy is current; a miss starts loading the copy in the background (this
+    /// listing runs in SQL).
+    async fn mirrored_search(
+        &self,
+        scope: &CustomerFilter,
+        q: &AccountQuery,
+    ) -> Option<mirror::Answer> {
+        if !self.mirror.enabled() {
+            return None;
+        }
+        let mut customer = match scope {
+            CustomerFilter::Customer(c) => Some(*c),
+            CustomerFilter::All => None,
+            CustomerFilter::Resellers(_) => return None,
+        };
+        let mut needles = Vec::new();
+        for f in &q.filters {
+            match f {
+                // Lowercased as `search_clause` does: the same needle against the same text.
+                AccountFilter::Search(s) | AccountFilter::SearchExceptNotes(s)
+                    // SQLite's lower() folds ASCII letters only, so its search text keeps
+                    // other capitals: such a needle is left to its FTS5 table.
+                    if self.backend == Backend::Sqlite && !s.is_ascii() =>
+                {
+                    return None;
+                }
+                AccountFilter::Search(s) => needles.push((s.to_lowercase(), true)),
+                AccountFilter::SearchExceptNotes(s) => needles.push((s.to_lowercase(), false)),
+                AccountFilter::Customers(ids) => match ids.as_slice() {
+                    [id] if customer.is_none_or(|c| c == *id) => customer = Some(*id),
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        let customer = customer?;
+        let page = (q.sort == [(AccountSort::Username, false)])
+            .then(|| {
+                Some((
+                    usize::try_from(q.offset).ok()?,
+                    usize::try_from(q.limit).ok()?,
+                ))
+            })
+            .flatten();
+        let version = self.search_version(customer).await.ok()?;
+        match self.mirror.lookup(customer, version) {
+            // Milliseconds of CPU for a large customer: off the async workers.
+            Lookup::Ready(rows) => {
+                tokio::task::spawn_blocking(move || mirror::search(&rows, &needles, page))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            Lookup::Load => {
+                let store = self.clone();
+                tokio::spawn(async move {
+                    let loaded = store.load_search_copy(customer).await;
+                    if let Err(e) = &loaded {
+                        tracing::warn!("cannot load the search texts of customer {customer}: {e}");
+                    }
+                    store.mirror.install(customer, loaded.ok());
+                });
+                None
+            }
+            Lookup::Sql => None,
+        }
+    }
+
+    /// The customer's row in `search_versions` (0 before its first change).
+    pub async fn search_version(&self, customer: i64) -> sqlx::Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM search_versions WHERE customer_id = $1",
+        )
+        .bind(customer)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or(0))
+    }
+
+    /// Whether this process holds the customer's search texts at the store's current version.
+    pub async fn search_copy_current(&self, customer: i64) -> sqlx::Result<bool> {
+        Ok(self
+            .mirror
+            .holds(customer, self.search_version(customer).await?))
+    }
+
+    /// The customer's search texts and the version they belong to, read by one statement
+    /// (one snapshot: the texts are exactly those of that version).
+    async fn load_search_copy(&self, customer: i64) -> sqlx::Result<(i64, mirror::Texts)> {
+        // In the listing's order (`search_accounts` sorts by user name the same way: bytes).
+        let order = match self.backend {
+            Backend::Postgres => "a.username COLLATE \"C\", a.id",
+            Backend::Sqlite => "a.username, a.id",
+        };
+        // version, then id, search text and lowered notes (NULL: no accounts).
+        type CopyRow = (i64, Option<i64>, Option<String>, Option<String>);
+        let rows: Vec<CopyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT v.version, a.id, a.search_text, lower(a.notes) FROM \
+             (SELECT COALESCE(MAX(version), 0) AS version FROM search_versions \
+              WHERE customer_id = $1) v \
+             LEFT JOIN accounts a ON a.customer_id = $1 ORDER BY {order}"
+        )))
+        .bind(customer)
+        .fetch_all(&self.pool)
+        .await?;
+        let version = rows.first().map_or(0, |r| r.0);
+        let mut texts = mirror::Texts::default();
+        // No text: the LEFT JOIN's one row of a customer without accounts.
+        for (_, id, text, notes) in rows {
+            if let (Some(id), Some(text)) = (id, text) {
+                texts.push(id, &text, notes.as_deref().unwrap_or(""));
+            }
+        }
+        Ok((version, texts))
+    }
+
     async fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) -> sqlx::Result<bool> {
         let needle = s.to_lowercase();
         let trigrams = needle.chars().count() >= 3;
@@ -604,7 +732,7 @@ impl Store {
                 let p = w.bind(Bind::Text(format!("notes : {phrase}")));
                 format!("account_search MATCH {p}")
             } else {
-                format!("instr(notes, {m}) > 0")
+                format!("instr(lower(notes), {m}) > 0")
             };
             w.push(&format!(
                 " AND ({text} OR a.id IN (SELECT rowid FROM account_search WHERE {in_notes}))"

@@ -89,17 +89,27 @@ impl Store {
         serial: &str,
         now: i64,
     ) -> sqlx::Result<Option<i64>> {
+        const SQL: &str = "SELECT account_id FROM client_certs \
+                           WHERE serial = $1 AND revoked_at IS NULL AND not_after >= $2";
         // Off the pool: see `hot` (this read is on every certificate-authenticated request).
+        if let Some(direct) = &self.direct {
+            use rusqlite::OptionalExtension;
+            let found = direct.try_run(|c| {
+                c.prepare_cached(SQL)?
+                    .query_row((serial, now), |r| r.get::<_, i64>(0))
+                    .optional()
+            });
+            if let Some(found) = found {
+                return Ok(found);
+            }
+        }
         self.hot
             .run(&self.pool, async |conn| {
-                sqlx::query_scalar(
-                    "SELECT account_id FROM client_certs \
-                     WHERE serial = $1 AND revoked_at IS NULL AND not_after >= $2",
-                )
-                .bind(serial)
-                .bind(now)
-                .fetch_optional(conn)
-                .await
+                sqlx::query_scalar(SQL)
+                    .bind(serial)
+                    .bind(now)
+                    .fetch_optional(conn)
+                    .await
             })
             .await
     }

@@ -12,6 +12,7 @@ mod certs;
 mod history;
 mod hot;
 mod journal;
+pub mod mirror;
 mod settings;
 mod tenancy;
 pub mod transfer;
@@ -53,6 +54,10 @@ pub struct Store {
     pub cache: Arc<AccountCache>,
     /// Dedicated connections for the per-request certificate serial check.
     hot: Arc<hot::HotReaders>,
+    /// SQLite in a file: the same check on the calling thread (see `hot`).
+    direct: Option<Arc<hot::SqliteDirect>>,
+    /// Large customers' search texts in memory, for the totals of substring searches.
+    mirror: Arc<mirror::SearchMirror>,
     listener: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
 
@@ -159,6 +164,18 @@ impl Store {
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(&url)))?;
         let ttl = Duration::from_millis(cfg.database.account_cache_ms);
         let cache = Arc::new(AccountCache::new(ttl, backend == Backend::Sqlite));
+        let direct = match backend {
+            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .ok()
+                .map(|o| o.get_filename().to_path_buf())
+                // An in-memory database is only reachable through the pool.
+                .filter(|p| p.is_file())
+                .map(|p| Arc::new(hot::SqliteDirect::new(p, 4))),
+            Backend::Postgres => None,
+        };
+        let mirror = Arc::new(mirror::SearchMirror::new(
+            cfg.database.search_mirror_min_accounts,
+        ));
         let listener = if backend == Backend::Postgres && !ttl.is_zero() {
             Some(Arc::new(tokio::spawn(listen_for_evictions(
                 url,
@@ -173,6 +190,8 @@ impl Store {
             write_lock: Arc::new(Mutex::new(())),
             cache,
             hot: Arc::new(hot::HotReaders::new(2)),
+            direct,
+            mirror,
             listener,
         })
     }

@@ -396,6 +396,10 @@ async fn postgres_schema(conn: &mut AnyConnection) -> anyhow::Result<Vec<Table>>
 /// never compared, and free to exist on one backend only.
 const DERIVED_COLUMNS: &[(&str, &str)] = &[("accounts", "search_text")];
 
+/// Tables that the target's triggers fill from other data: never copied, never compared
+/// (`search_versions` counts changes, so each store has its own numbers).
+const DERIVED_TABLES: &[&str] = &["search_versions"];
+
 async fn schema(conn: &mut AnyConnection, backend: Backend) -> anyhow::Result<Vec<Table>> {
     let mut tables = match backend {
         Backend::Sqlite => sqlite_schema(conn).await?,
@@ -416,6 +420,7 @@ async fn schema(conn: &mut AnyConnection, backend: Backend) -> anyhow::Result<Ve
                 .any(|v| t.name == *v || t.name.starts_with(&format!("{v}_")))
         });
     }
+    tables.retain(|t| !DERIVED_TABLES.contains(&t.name.as_str()));
     for t in &mut tables {
         t.columns
             .retain(|c| !DERIVED_COLUMNS.contains(&(t.name.as_str(), c.name.as_str())));

@@ -1084,8 +1084,9 @@ async fn readme_sip_examples_work() {
 /// the same totals and pages.
 #[tokio::test]
 async fn search_paths_agree_at_scale() {
-    for b in backends() {
-        let ts = TestServer::start(b).await;
+    // Once in SQL alone, once with customers of 1 000 accounts or more kept in memory.
+    for (b, min) in backends().into_iter().flat_map(|b| [(b, 0), (b, 1000)]) {
+        let ts = TestServer::start_with(b, |c| c.database.search_mirror_min_accounts = min).await;
         let w = world(&ts.services).await;
         let s = &ts.services;
         let admin = Services::cli_admin();
@@ -1138,10 +1139,25 @@ async fn search_paths_agree_at_scale() {
                 .collect();
             (v["total"].as_i64().unwrap(), names)
         };
+        // Searches until the customer's in-memory copy is current (the first search after a
+        // change runs in SQL and loads the copy in the background).
+        let mirrored = async || {
+            if min == 0 {
+                return;
+            }
+            let started = std::time::Instant::now();
+            while !s.store.search_copy_current(c2).await.unwrap() {
+                assert!(started.elapsed().as_secs() < 20, "the copy never loaded");
+                page("zzz", 0, 1).await;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
         let want = |range: std::ops::Range<usize>| -> Vec<String> {
             range.map(|i| format!("b{i:04}")).collect()
         };
-        // Many matches: the condition itself (trigram index, then the short-pattern scan).
+        // Many matches: the condition itself (trigram index, then the short-pattern scan);
+        // the totals and pages come from memory from here on.
+        mirrored().await;
         for f in ["branch", "BRA", "br"] {
             assert_eq!(page(f, 0, 50).await, (1200, want(0..50)), "{b} {f}");
             assert_eq!(
@@ -1186,10 +1202,63 @@ async fn search_paths_agree_at_scale() {
         )
         .await
         .unwrap();
-        for f in ["branch", "br"] {
-            let mut last = want(1195..1200);
-            last.push("globex-1".into());
-            assert_eq!(page(f, 1195, 50).await, (1201, last), "{b} {f}");
+        for round in 0..2 {
+            // The first round right after the change (SQL), the second from memory.
+            if round == 1 {
+                mirrored().await;
+            }
+            for f in ["branch", "br", "BRANCH"] {
+                let mut last = want(1195..1200);
+                last.push("globex-1".into());
+                assert_eq!(page(f, 1195, 50).await, (1201, last), "{b} {f}");
+            }
+        }
+        {
+            // Another process (its own pool, as another replica would) renames an account
+            // and removes another: the very next search counts both changes.
+            let other = sipsettings::store::Store::open(&ts.backing.config())
+                .await
+                .unwrap();
+            for sql in [
+                "UPDATE accounts SET name = 'Moved away' WHERE username = 'b0005'",
+                "DELETE FROM accounts WHERE username = 'b0007'",
+            ] {
+                sqlx::query(sql).execute(other.pool()).await.unwrap();
+            }
+            other.close().await;
+            let (total, names) = page("branch", 0, 5).await;
+            assert_eq!(total, 1199, "{b}");
+            assert_eq!(names, ["b0000", "b0001", "b0002", "b0003", "b0004"]);
+            mirrored().await;
+            let (total, names) = page("branch", 4, 4).await;
+            assert_eq!(total, 1199, "{b}");
+            assert_eq!(names, ["b0004", "b0006", "b0008", "b0009"]);
+            // The listing without a filter, and the order after a user name changes only in
+            // case (the search text stays the same; the byte order does not).
+            let other = sipsettings::store::Store::open(&ts.backing.config())
+                .await
+                .unwrap();
+            sqlx::query("UPDATE accounts SET username = 'B0009' WHERE username = 'b0009'")
+                .execute(other.pool())
+                .await
+                .unwrap();
+            other.close().await;
+            for round in 0..2 {
+                if round == 1 {
+                    mirrored().await;
+                }
+                let r = call(&ts, &w, "admin", "GET", "customer={C2}&offset=0&limit=3").await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                let v = r.json();
+                let names: Vec<&str> = v["sipAccounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["username"].as_str().unwrap())
+                    .collect();
+                assert_eq!(v["total"], 1200, "{b} {round}");
+                assert_eq!(names, ["B0009", "b0000", "b0001"], "{b} {round}");
+            }
         }
         ts.stop().await;
     }
