@@ -94,6 +94,16 @@ const FLAG_HINT: &str = "/*flag*/";
 /// Substring searches matching at most this many accounts bind their ids (see `search_clause`).
 const SEARCH_IDS_MAX: usize = 1_000;
 
+/// The most ids of substring matches a customer's copy in memory hands to SQLite for a search
+/// with `up` (read by id, they cost less than a walk of the whole scope up to about this many).
+const MIRROR_IDS_MAX: usize = 10_000;
+
+/// What a customer's copy in memory answers for a listing (see `mirrored_search`).
+enum Mirrored {
+    Answer(mirror::Answer),
+    Ids(Vec<i64>),
+}
+
 /// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -200,6 +210,13 @@ impl Store {
         w.push("WHERE 1 = 1");
         // A search resolved to a short list of ids: the page is read by id, not by index.
         let mut by_ids = false;
+        // One large customer's listing: answered from memory where it can (see `mirror`).
+        let (mirrored, mut mirror_ids) = match self.mirrored_search(scope, q).await {
+            Some(Mirrored::Answer(a)) => (Some(a), None),
+            Some(Mirrored::Ids(ids)) => (None, Some(ids)),
+            None => (None, None),
+        };
+        let from_mirror = mirror_ids.is_some();
         match scope {
             CustomerFilter::All => {}
             CustomerFilter::Customer(c) => {
@@ -247,6 +264,14 @@ impl Store {
                     let m = w.bind_ints(if v.is_empty() { &[-1] } else { v });
                     w.push(&format!(" AND a.external_caller_id IN ({m})"));
                 }
+                // The copy's matches stand for every substring filter at once.
+                AccountFilter::Search(_) | AccountFilter::SearchExceptNotes(_) if from_mirror => {
+                    if let Some(ids) = mirror_ids.take() {
+                        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                        ids_in_json(&mut w, format!("[{}]", list.join(",")));
+                        by_ids = true;
+                    }
+                }
                 AccountFilter::Search(s) => {
                     by_ids |= self.search_clause(&mut w, s, true).await?;
                 }
@@ -260,8 +285,6 @@ impl Store {
                 }
             }
         }
-        // One large customer's listing: answered from memory where it can (see `mirror`).
-        let mirrored = self.mirrored_search(scope, q).await;
         let count_sql = format!(
             "SELECT COUNT(*) FROM accounts a {}",
             w.text.replace(FLAG_HINT, "")
@@ -539,31 +562,12 @@ impl Store {
 }
 
 impl Store {
-    /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
-    /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
-    /// is kept by triggers (migrations 0006, 0008) in `accounts.search_text`, which the
-    /// listing's index (customer, user name) carries: a search matching many accounts counts
-    /// and pages by walking that index alone (bounded by the accounts in scope), never the
-    /// account rows. Few matches are found with a trigram index instead.
-    ///
-    /// PostgreSQL chooses between the two itself (`LIKE` is served by the pg_trgm index or
-    /// checked during the walk, whichever its statistics make cheaper). SQLite first looks
-    /// the matches up in its FTS5 `trigram` table, at most [`SEARCH_IDS_MAX`] + 1 of them: when
-    /// there are no more than that, their ids are bound as one JSON array (returns `true`:
-    /// the page is then read by id); otherwise, and for one or two characters (no trigram),
-    /// the condition goes on the index walk.
-    ///
-    /// The notes are not in the index (up to 4 KiB each): they are searched apart, among the
-    /// accounts that have notes, and the ids found are added to the walk's matches.
-    /// The total of a listing counted in memory — and, in the copy's order (user name), its
-    /// page — when the query is one customer's accounts filtered by substrings only and that
-    /// customer's copy is current; a miss starts loading the copy in the background (this
-    /// listing runs in SQL).
-    async fn mirrored_search(
-        &self,
-        scope: &CustomerFilter,
-        q: &AccountQuery,
-    ) -> Option<mirror::Answer> {
+    /// A listing of one customer's accounts answered from that customer's copy in memory, when
+    /// the copy is current: with substring filters alone, the total and (sorted by user name)
+    /// the page; on SQLite with `up` too, the substring matches' ids (the copy has no
+    /// registrations). A miss starts loading the copy in the background (this listing runs
+    /// in SQL).
+    async fn mirrored_search(&self, scope: &CustomerFilter, q: &AccountQuery) -> Option<Mirrored> {
         if !self.mirror.enabled() {
             return None;
         }
@@ -573,6 +577,7 @@ impl Store {
             CustomerFilter::Resellers(_) => return None,
         };
         let mut needles = Vec::new();
+        let mut online = false;
         for f in &q.filters {
             match f {
                 // Lowercased as `search_clause` does: the same needle against the same text.
@@ -589,26 +594,44 @@ impl Store {
                     [id] if customer.is_none_or(|c| c == *id) => customer = Some(*id),
                     _ => return None,
                 },
+                // SQLite walks the whole scope for a broad search with `up`; PostgreSQL's
+                // planner does better with the condition itself.
+                AccountFilter::Online(_) if self.backend == Backend::Sqlite => online = true,
                 _ => return None,
             }
         }
         let customer = customer?;
-        let page = (q.sort == [(AccountSort::Username, false)])
-            .then(|| {
-                Some((
-                    usize::try_from(q.offset).ok()?,
-                    usize::try_from(q.limit).ok()?,
-                ))
-            })
-            .flatten();
+        if online && needles.is_empty() {
+            return None;
+        }
+        let page = if online {
+            Some((0, usize::MAX))
+        } else {
+            (q.sort == [(AccountSort::Username, false)])
+                .then(|| {
+                    Some((
+                        usize::try_from(q.offset).ok()?,
+                        usize::try_from(q.limit).ok()?,
+                    ))
+                })
+                .flatten()
+        };
         let version = self.search_version(customer).await.ok()?;
         match self.mirror.lookup(customer, version) {
             // Milliseconds of CPU for a large customer: off the async workers.
             Lookup::Ready(rows) => {
-                tokio::task::spawn_blocking(move || mirror::search(&rows, &needles, page))
-                    .await
-                    .ok()
-                    .flatten()
+                let answer =
+                    tokio::task::spawn_blocking(move || mirror::search(&rows, &needles, page))
+                        .await
+                        .ok()
+                        .flatten()?;
+                if !online {
+                    return Some(Mirrored::Answer(answer));
+                }
+                answer
+                    .page
+                    .filter(|ids| ids.len() <= MIRROR_IDS_MAX)
+                    .map(Mirrored::Ids)
             }
             Lookup::Load => {
                 let store = self.clone();
@@ -673,6 +696,22 @@ impl Store {
         Ok((version, texts))
     }
 
+    /// `AND` the account matches the substring search `s` (case-insensitive): over the name,
+    /// user name, IP address and ENUM numbers, and the notes when `notes`. The text searched
+    /// is kept by triggers (migrations 0006, 0008) in `accounts.search_text`, which the
+    /// listing's index (customer, user name) carries: a search matching many accounts counts
+    /// and pages by walking that index alone (bounded by the accounts in scope), never the
+    /// account rows. Few matches are found with a trigram index instead.
+    ///
+    /// PostgreSQL chooses between the two itself (`LIKE` is served by the pg_trgm index or
+    /// checked during the walk, whichever its statistics make cheaper). SQLite first looks
+    /// the matches up in its FTS5 `trigram` table, at most [`SEARCH_IDS_MAX`] + 1 of them: when
+    /// there are no more than that, their ids are bound as one JSON array (returns `true`:
+    /// the page is then read by id); otherwise, and for one or two characters (no trigram),
+    /// the condition goes on the index walk.
+    ///
+    /// The notes are not in the index (up to 4 KiB each): they are searched apart, among the
+    /// accounts that have notes, and the ids found are added to the walk's matches.
     async fn search_clause(&self, w: &mut Sql, s: &str, notes: bool) -> sqlx::Result<bool> {
         let needle = s.to_lowercase();
         let trigrams = needle.chars().count() >= 3;
@@ -712,9 +751,7 @@ impl Store {
                 return Ok(true);
             }
             if count <= SEARCH_IDS_MAX as i64 {
-                // The same statement text for any list.
-                let m = w.bind(Bind::Text(list));
-                w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
+                ids_in_json(w, list);
                 return Ok(true);
             }
             if !walk {
@@ -742,6 +779,13 @@ impl Store {
         }
         Ok(false)
     }
+}
+
+/// `AND` the account's id is in a JSON array of ids (SQLite): the same statement text for
+/// any list.
+fn ids_in_json(w: &mut Sql, json: String) {
+    let m = w.bind(Bind::Text(json));
+    w.push(&format!(" AND a.id IN (SELECT value FROM json_each({m}))"));
 }
 
 /// `AND col IN (…)` for a non-empty list; an empty list matches nothing.

@@ -17,6 +17,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A customer's copy is reloaded at most this often: while its accounts keep changing, its
+/// listings run in SQL instead of reading the whole customer again after every change.
+pub const RELOAD_AFTER: Duration = Duration::from_secs(1);
 
 /// The lowercased search texts (or notes) of a customer's accounts, one after another with a
 /// NUL between two (PostgreSQL text holds no NUL, so no match spans two accounts): one
@@ -89,8 +94,8 @@ enum Copy {
     /// A load is running (started by the first search that missed).
     Loading,
     /// Too few accounts at this version to be worth the memory: SQL counts them fast.
-    Small(i64),
-    Ready(i64, Arc<Texts>),
+    Small(i64, Instant),
+    Ready(i64, Arc<Texts>, Instant),
 }
 
 /// What a search may use for one customer at the store's current version.
@@ -105,14 +110,16 @@ pub enum Lookup {
 
 pub struct SearchMirror {
     min_accounts: usize,
+    reload_after: Duration,
     customers: Mutex<HashMap<i64, Copy>>,
 }
 
 impl SearchMirror {
     /// `min_accounts` = 0 disables the mirror.
-    pub fn new(min_accounts: usize) -> Self {
+    pub fn new(min_accounts: usize, reload_after: Duration) -> Self {
         Self {
             min_accounts,
+            reload_after,
             customers: Mutex::new(HashMap::new()),
         }
     }
@@ -127,9 +134,14 @@ impl SearchMirror {
             return Lookup::Sql;
         };
         match map.get(&customer) {
-            Some(Copy::Ready(v, rows)) if *v == version => Lookup::Ready(rows.clone()),
-            Some(Copy::Small(v)) if *v == version => Lookup::Sql,
+            Some(Copy::Ready(v, rows, _)) if *v == version => Lookup::Ready(rows.clone()),
+            Some(Copy::Small(v, _)) if *v == version => Lookup::Sql,
             Some(Copy::Loading) => Lookup::Sql,
+            Some(Copy::Ready(_, _, at) | Copy::Small(_, at))
+                if at.elapsed() < self.reload_after =>
+            {
+                Lookup::Sql
+            }
             // Missing or older than the store: the old copy goes now (memory), a new one comes.
             _ => {
                 map.insert(customer, Copy::Loading);
@@ -146,10 +158,13 @@ impl SearchMirror {
         };
         match loaded {
             Some((version, rows)) if rows.text.len() >= self.min_accounts => {
-                map.insert(customer, Copy::Ready(version, Arc::new(rows)));
+                map.insert(
+                    customer,
+                    Copy::Ready(version, Arc::new(rows), Instant::now()),
+                );
             }
             Some((version, _)) => {
-                map.insert(customer, Copy::Small(version));
+                map.insert(customer, Copy::Small(version, Instant::now()));
             }
             None => {
                 map.remove(&customer);
@@ -161,7 +176,7 @@ impl SearchMirror {
     pub fn holds(&self, customer: i64, version: i64) -> bool {
         self.customers
             .lock()
-            .is_ok_and(|m| matches!(m.get(&customer), Some(Copy::Ready(v, _)) if *v == version))
+            .is_ok_and(|m| matches!(m.get(&customer), Some(Copy::Ready(v, ..)) if *v == version))
     }
 }
 
@@ -265,7 +280,7 @@ mod tests {
 
     #[test]
     fn copies_are_used_at_their_version_only() {
-        let m = SearchMirror::new(2);
+        let m = SearchMirror::new(2, Duration::ZERO);
         let two = || texts(&[("a", None), ("b", None)]);
         assert!(matches!(m.lookup(1, 0), Lookup::Load));
         // One load at a time.
@@ -289,6 +304,12 @@ mod tests {
         m.install(3, None);
         assert!(matches!(m.lookup(3, 6), Lookup::Load));
         assert!(matches!(m.lookup(1, 2), Lookup::Ready(_)));
-        assert!(!SearchMirror::new(0).enabled());
+        assert!(!SearchMirror::new(0, Duration::ZERO).enabled());
+        // Reloads are spaced out: a copy that just loaded is not reloaded at once.
+        let m = SearchMirror::new(2, Duration::from_secs(3600));
+        assert!(matches!(m.lookup(1, 0), Lookup::Load));
+        m.install(1, Some((0, two())));
+        assert!(matches!(m.lookup(1, 1), Lookup::Sql));
+        assert!(matches!(m.lookup(1, 0), Lookup::Ready(_)));
     }
 }

@@ -1166,6 +1166,24 @@ async fn search_paths_agree_at_scale() {
                 "{b} {f}"
             );
         }
+        // With `up` (no account here has a registration; SQLite hands the copy's matches to
+        // SQL for the registration check).
+        for (up, total, first) in [("true", 0, None), ("false", 1200, Some("b1195"))] {
+            let r = call(
+                &ts,
+                &w,
+                "admin",
+                "GET",
+                &format!("customer={{C2}}&filter=branch&up={up}&offset=1195&limit=10"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let v = r.json();
+            assert_eq!(v["total"], total, "{b} {min} up={up}");
+            let list = v["sipAccounts"].as_array().unwrap();
+            assert_eq!(list.len(), if total > 0 { 5 } else { 0 }, "{b} {min}");
+            assert_eq!(list.first().map(|a| a["username"].as_str().unwrap()), first);
+        }
         // "b" also matches globex-1 ("Globex HQ"), which sorts last.
         let mut last = want(1190..1200);
         last.push("globex-1".into());
