@@ -616,6 +616,9 @@ impl Store {
                 })
                 .flatten()
         };
+        if self.mirror.recently_small(customer) {
+            return None;
+        }
         let version = self.search_version(customer).await.ok()?;
         match self.mirror.lookup(customer, version) {
             // Milliseconds of CPU for a large customer: off the async workers.

@@ -128,14 +128,25 @@ impl SearchMirror {
         self.min_accounts > 0
     }
 
+    /// Whether the customer was found too small for a copy within the last `reload_after`:
+    /// its listings then go to SQL without reading its version (most customers are small).
+    pub fn recently_small(&self, customer: i64) -> bool {
+        self.customers.lock().is_ok_and(|m| {
+            matches!(m.get(&customer), Some(Copy::Small(_, at)) if at.elapsed() < self.reload_after)
+        })
+    }
+
     /// `version`: the customer's `search_versions` row as the store holds it now.
     pub fn lookup(&self, customer: i64, version: i64) -> Lookup {
         let Ok(mut map) = self.customers.lock() else {
             return Lookup::Sql;
         };
-        match map.get(&customer) {
+        match map.get_mut(&customer) {
             Some(Copy::Ready(v, rows, _)) if *v == version => Lookup::Ready(rows.clone()),
-            Some(Copy::Small(v, _)) if *v == version => Lookup::Sql,
+            Some(Copy::Small(v, at)) if *v == version => {
+                *at = Instant::now();
+                Lookup::Sql
+            }
             Some(Copy::Loading) => Lookup::Sql,
             Some(Copy::Ready(_, _, at) | Copy::Small(_, at))
                 if at.elapsed() < self.reload_after =>
@@ -311,5 +322,9 @@ mod tests {
         m.install(1, Some((0, two())));
         assert!(matches!(m.lookup(1, 1), Lookup::Sql));
         assert!(matches!(m.lookup(1, 0), Lookup::Ready(_)));
+        assert!(!m.recently_small(1));
+        assert!(matches!(m.lookup(2, 0), Lookup::Load));
+        m.install(2, Some((0, texts(&[("a", None)]))));
+        assert!(m.recently_small(2));
     }
 }
