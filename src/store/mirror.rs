@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// listings run in SQL instead of reading the whole customer again after every change.
 pub const RELOAD_AFTER: Duration = Duration::from_secs(1);
 
+/// A copy no listing has used for this long is dropped (its memory with it).
+pub const IDLE_AFTER: Duration = Duration::from_secs(600);
+
 /// The lowercased search texts (or notes) of a customer's accounts, one after another with a
 /// NUL between two (PostgreSQL text holds no NUL, so no match spans two accounts): one
 /// contiguous buffer that a SIMD substring search crosses in one pass.
@@ -111,16 +114,29 @@ pub enum Lookup {
 pub struct SearchMirror {
     min_accounts: usize,
     reload_after: Duration,
-    customers: Mutex<HashMap<i64, Copy>>,
+    idle_after: Duration,
+    customers: Mutex<Customers>,
+}
+
+struct Customers {
+    copies: HashMap<i64, Copy>,
+    /// When a listing last asked for each customer's copy.
+    used: HashMap<i64, Instant>,
+    swept: Instant,
 }
 
 impl SearchMirror {
     /// `min_accounts` = 0 disables the mirror.
-    pub fn new(min_accounts: usize, reload_after: Duration) -> Self {
+    pub fn new(min_accounts: usize, reload_after: Duration, idle_after: Duration) -> Self {
         Self {
             min_accounts,
             reload_after,
-            customers: Mutex::new(HashMap::new()),
+            idle_after,
+            customers: Mutex::new(Customers {
+                copies: HashMap::new(),
+                used: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
@@ -132,15 +148,28 @@ impl SearchMirror {
     /// its listings then go to SQL without reading its version (most customers are small).
     pub fn recently_small(&self, customer: i64) -> bool {
         self.customers.lock().is_ok_and(|m| {
-            matches!(m.get(&customer), Some(Copy::Small(_, at)) if at.elapsed() < self.reload_after)
+            matches!(m.copies.get(&customer), Some(Copy::Small(_, at)) if at.elapsed() < self.reload_after)
         })
     }
 
     /// `version`: the customer's `search_versions` row as the store holds it now.
     pub fn lookup(&self, customer: i64, version: i64) -> Lookup {
-        let Ok(mut map) = self.customers.lock() else {
+        let Ok(mut guard) = self.customers.lock() else {
             return Lookup::Sql;
         };
+        let Customers {
+            copies: map,
+            used,
+            swept,
+        } = &mut *guard;
+        used.insert(customer, Instant::now());
+        // Now and then, drop the copies nobody lists any more (a load under way stays).
+        if swept.elapsed() >= self.idle_after / 4 {
+            let idle = self.idle_after;
+            used.retain(|_, at| at.elapsed() < idle);
+            map.retain(|c, copy| matches!(copy, Copy::Loading) || used.contains_key(c));
+            *swept = Instant::now();
+        }
         match map.get_mut(&customer) {
             Some(Copy::Ready(v, rows, _)) if *v == version => Lookup::Ready(rows.clone()),
             Some(Copy::Small(v, at)) if *v == version => {
@@ -164,9 +193,10 @@ impl SearchMirror {
     /// Keeps what a load read (texts and the version they belong to); `None` = the load
     /// failed, a later search tries again.
     pub fn install(&self, customer: i64, loaded: Option<(i64, Texts)>) {
-        let Ok(mut map) = self.customers.lock() else {
+        let Ok(mut guard) = self.customers.lock() else {
             return;
         };
+        let map = &mut guard.copies;
         match loaded {
             Some((version, rows)) if rows.text.len() >= self.min_accounts => {
                 map.insert(
@@ -185,9 +215,9 @@ impl SearchMirror {
 
     /// Whether a copy of this version is in memory (for tests and diagnostics).
     pub fn holds(&self, customer: i64, version: i64) -> bool {
-        self.customers
-            .lock()
-            .is_ok_and(|m| matches!(m.get(&customer), Some(Copy::Ready(v, ..)) if *v == version))
+        self.customers.lock().is_ok_and(
+            |m| matches!(m.copies.get(&customer), Some(Copy::Ready(v, ..)) if *v == version),
+        )
     }
 }
 
@@ -291,7 +321,8 @@ mod tests {
 
     #[test]
     fn copies_are_used_at_their_version_only() {
-        let m = SearchMirror::new(2, Duration::ZERO);
+        let hour = Duration::from_secs(3600);
+        let m = SearchMirror::new(2, Duration::ZERO, hour);
         let two = || texts(&[("a", None), ("b", None)]);
         assert!(matches!(m.lookup(1, 0), Lookup::Load));
         // One load at a time.
@@ -315,9 +346,9 @@ mod tests {
         m.install(3, None);
         assert!(matches!(m.lookup(3, 6), Lookup::Load));
         assert!(matches!(m.lookup(1, 2), Lookup::Ready(_)));
-        assert!(!SearchMirror::new(0, Duration::ZERO).enabled());
+        assert!(!SearchMirror::new(0, Duration::ZERO, hour).enabled());
         // Reloads are spaced out: a copy that just loaded is not reloaded at once.
-        let m = SearchMirror::new(2, Duration::from_secs(3600));
+        let m = SearchMirror::new(2, hour, hour);
         assert!(matches!(m.lookup(1, 0), Lookup::Load));
         m.install(1, Some((0, two())));
         assert!(matches!(m.lookup(1, 1), Lookup::Sql));
@@ -326,5 +357,24 @@ mod tests {
         assert!(matches!(m.lookup(2, 0), Lookup::Load));
         m.install(2, Some((0, texts(&[("a", None)]))));
         assert!(m.recently_small(2));
+    }
+
+    #[test]
+    fn idle_copies_are_dropped() {
+        let idle = Duration::from_millis(200);
+        let m = SearchMirror::new(1, Duration::ZERO, idle);
+        for c in [1, 2] {
+            assert!(matches!(m.lookup(c, 0), Lookup::Load));
+            m.install(c, Some((0, texts(&[("a", None)]))));
+        }
+        // Customer 1 keeps being listed, customer 2 is not.
+        let started = Instant::now();
+        while started.elapsed() < idle * 2 {
+            assert!(matches!(m.lookup(1, 0), Lookup::Ready(_)));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(m.holds(1, 0));
+        assert!(!m.holds(2, 0));
+        assert!(matches!(m.lookup(2, 0), Lookup::Load));
     }
 }

@@ -176,6 +176,7 @@ impl Store {
         let mirror = Arc::new(mirror::SearchMirror::new(
             cfg.database.search_mirror_min_accounts,
             mirror::RELOAD_AFTER,
+            mirror::IDLE_AFTER,
         ));
         let listener = if backend == Backend::Postgres && !ttl.is_zero() {
             Some(Arc::new(tokio::spawn(listen_for_evictions(
