@@ -212,6 +212,11 @@ impl Store {
         let mut by_ids = false;
         // One large customer's listing: answered from memory where it can (see `mirror`).
         let (mirrored, mut mirror_ids) = match self.mirrored_search(scope, q).await {
+            // The copy knew the page too: no SQL but the page's rows.
+            Some(Mirrored::Answer(mirror::Answer {
+                total,
+                page: Some(ids),
+            })) => return Ok((total, self.rows_in_order(&ids).await?)),
             Some(Mirrored::Answer(a)) => (Some(a), None),
             Some(Mirrored::Ids(ids)) => (None, Some(ids)),
             None => (None, None),
@@ -406,13 +411,12 @@ impl Store {
                 Bind::Text(t) => iq.bind(t.clone()),
             };
         }
-        let (total, ids) = if let Some(answer) = mirrored {
+        let (total, ids) = if let Some(mirror::Answer { total, .. }) = mirrored {
             drop(total_fut);
-            match answer.page {
-                Some(ids) => (answer.total, ids),
-                None if answer.total <= q.offset.max(0) => return Ok((answer.total, Vec::new())),
-                None => (answer.total, iq.fetch_all(&self.pool).await?),
+            if total <= q.offset.max(0) {
+                return Ok((total, Vec::new()));
             }
+            (total, iq.fetch_all(&self.pool).await?)
         } else if persistent {
             tokio::try_join!(total_fut, iq.fetch_all(&self.pool))?
         } else {
@@ -426,11 +430,17 @@ impl Store {
             }
             (total, iq.fetch_all(&self.pool).await?)
         };
+        Ok((total, self.rows_in_order(&ids).await?))
+    }
+
+    /// The full rows of a page's ids, in the page's order; a row deleted since the ids were
+    /// read is left out.
+    async fn rows_in_order(&self, ids: &[i64]) -> sqlx::Result<Vec<(Account, AccountAttrs)>> {
         if ids.is_empty() {
-            return Ok((total, Vec::new()));
+            return Ok(Vec::new());
         }
         let mut rq = Sql::default();
-        let m = rq.bind_ints(&ids);
+        let m = rq.bind_ints(ids);
         let rows_sql = format!(
             "{}, {} FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.id IN ({m})",
             account_columns!(),
@@ -443,14 +453,11 @@ impl Store {
                 .into_iter()
                 .map(|r: FullRow| (r.account.id, r))
                 .collect();
-        // In the page's order; a row deleted between the two steps is left out.
-        Ok((
-            total,
-            ids.iter()
-                .filter_map(|id| rows.remove(id))
-                .map(|r| (r.account, r.attrs))
-                .collect(),
-        ))
+        Ok(ids
+            .iter()
+            .filter_map(|id| rows.remove(id))
+            .map(|r| (r.account, r.attrs))
+            .collect())
     }
 
     /// ENUM numbers of many accounts, in their order of creation.
@@ -604,17 +611,15 @@ impl Store {
         if online && needles.is_empty() {
             return None;
         }
+        // The copy is in the listing's default order (user name): it knows that order's pages.
         let page = if online {
             Some((0, usize::MAX))
+        } else if q.sort == [(AccountSort::Username, false)] {
+            usize::try_from(q.offset)
+                .ok()
+                .zip(usize::try_from(q.limit).ok())
         } else {
-            (q.sort == [(AccountSort::Username, false)])
-                .then(|| {
-                    Some((
-                        usize::try_from(q.offset).ok()?,
-                        usize::try_from(q.limit).ok()?,
-                    ))
-                })
-                .flatten()
+            None
         };
         if self.mirror.recently_small(customer) {
             return None;
